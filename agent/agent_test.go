@@ -1,0 +1,254 @@
+package agent_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/shakedown-dev/shakedown/agent"
+	"github.com/shakedown-dev/shakedown/agentclient"
+)
+
+// pair runs an agent on one end of a socketpair in this process, standing
+// in for the virtio-serial port (both read EOF when the peer is gone), and
+// returns the host end.
+func pair(t *testing.T, a *agent.Agent) net.Conn {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	guest := os.NewFile(uintptr(fds[0]), "guest")
+	hostF := os.NewFile(uintptr(fds[1]), "host")
+	host, err := net.FileConn(hostF)
+	hostF.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.ServeSession(ctx, guest); close(done) }()
+	t.Cleanup(func() { cancel(); host.Close(); <-done })
+	return host
+}
+
+func dial(t *testing.T) *agentclient.Client {
+	t.Helper()
+	a, err := agent.New(agent.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := agentclient.Dial(ctx, pair(t, a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestExec(t *testing.T) {
+	c := dial(t)
+	tests := []struct {
+		name       string
+		cmd        agentclient.Command
+		status     int
+		stdout     string
+		stderr     string
+		signalName string
+	}{
+		{"true", agentclient.Command{Cmd: "true"}, 0, "", "", ""},
+		{"status", agentclient.Command{Cmd: "exit 3"}, 3, "", "", ""},
+		{"streams", agentclient.Command{Cmd: "echo out; echo err >&2"}, 0, "out\n", "err\n", ""},
+		{"env", agentclient.Command{Cmd: `echo "$A $B"`, Env: map[string]string{"A": "1", "B": "two words"}}, 0, "1 two words\n", "", ""},
+		{"dir", agentclient.Command{Cmd: "pwd", Dir: "/tmp"}, 0, "/tmp\n", "", ""},
+		{"stdin", agentclient.Command{Cmd: "tr a-z A-Z", Stdin: strings.NewReader("hello")}, 0, "HELLO", "", ""},
+		{"no stdin is EOF", agentclient.Command{Cmd: "cat; echo done"}, 0, "done\n", "", ""},
+		{"signal", agentclient.Command{Cmd: "kill -TERM $$"}, 128 + 15, "", "", "TERM"},
+		{"not found", agentclient.Command{Cmd: "/nonexistent/x"}, 127, "", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			res, err := c.Exec(ctx, tt.cmd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Status != tt.status || string(res.Stdout) != tt.stdout || res.Signal != tt.signalName {
+				t.Errorf("got status %d signal %q stdout %q, want %d %q %q", res.Status, res.Signal, res.Stdout, tt.status, tt.signalName, tt.stdout)
+			}
+			if tt.stderr != "" && string(res.Stderr) != tt.stderr {
+				t.Errorf("got stderr %q, want %q", res.Stderr, tt.stderr)
+			}
+		})
+	}
+}
+
+func TestExecTimeoutKillsWithPartialOutput(t *testing.T) {
+	c := dial(t)
+	marker := filepath.Join(t.TempDir(), "child-alive")
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	// The background child shares the process group and must die too.
+	res, err := c.Exec(ctx, agentclient.Command{Cmd: "echo partial; (sleep 2; touch " + marker + ") & sleep 30"})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got err %v, want deadline exceeded", err)
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Errorf("Exec returned after %v, want soon after the 500ms deadline", el)
+	}
+	if string(res.Stdout) != "partial\n" {
+		t.Errorf("got stdout %q, want the partial output %q", res.Stdout, "partial\n")
+	}
+	if res.Signal != "KILL" {
+		t.Errorf("got signal %q, want KILL", res.Signal)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("background child of the killed command survived and ran")
+	}
+}
+
+func TestExecDetachedChildDoesNotHang(t *testing.T) {
+	c := dial(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	res, err := c.Exec(ctx, agentclient.Command{Cmd: "sleep 60 & echo started"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Errorf("a command that left a child holding stdout took %v, want well under 2s", el)
+	}
+	if res.Status != 0 || string(res.Stdout) != "started\n" {
+		t.Errorf("got status %d stdout %q, want 0 %q", res.Status, res.Stdout, "started\n")
+	}
+}
+
+func TestSFTPAndForwarding(t *testing.T) {
+	c := dial(t)
+	sc, err := c.SFTP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "f")
+	f, err := sc.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(f, "via sftp")
+	f.Close()
+	if b, err := os.ReadFile(path); err != nil || string(b) != "via sftp" {
+		t.Fatalf("got %q %v, want %q", b, err, "via sftp")
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if conn, err := ln.Accept(); err == nil {
+			io.WriteString(conn, "hi from guest port")
+			conn.Close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := c.DialGuest(ctx, "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(conn)
+	conn.Close()
+	if string(b) != "hi from guest port" {
+		t.Errorf("got %q through direct-tcpip, want %q", b, "hi from guest port")
+	}
+	ln.Close()
+	if conn, err := c.DialGuest(ctx, "tcp", ln.Addr().String()); err == nil {
+		conn.Close()
+		t.Error("dial to a closed port succeeded, want an error")
+	}
+}
+
+// TestReconnect proves the agent outlives its host: after one host goes
+// away mid-session, with bytes of that session still in flight, the next
+// handshake on the same port starts a working session.
+func TestReconnect(t *testing.T) {
+	a, err := agent.New(agent.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A relay stands in for QEMU: the guest end stays open while host
+	// connections come and go, like the chardev in front of the port.
+	guest := os.NewFile(uintptr(fds[0]), "guest")
+	relayF := os.NewFile(uintptr(fds[1]), "relay")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for ctx.Err() == nil {
+			g, _ := unix.Dup(int(guest.Fd()))
+			a.ServeSession(ctx, os.NewFile(uintptr(g), "guest"))
+		}
+	}()
+	// Like QEMU, the relay drops what the guest writes while no host is
+	// attached, and hands each new host the stream from then on.
+	var mu sync.Mutex
+	var cur net.Conn
+	go func() {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := relayF.Read(buf)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			if cur != nil {
+				cur.Write(buf[:n])
+			}
+			mu.Unlock()
+		}
+	}()
+	for i := 0; i < 3; i++ {
+		h, r := net.Pipe()
+		mu.Lock()
+		cur = r
+		mu.Unlock()
+		go io.Copy(relayF, r)
+		dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
+		c, err := agentclient.Dial(dctx, h)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		res, err := c.Exec(dctx, agentclient.Command{Cmd: "echo ok"})
+		if err != nil || string(res.Stdout) != "ok\n" {
+			t.Fatalf("connection %d: got %q %v, want ok", i, res.Stdout, err)
+		}
+		// Leave a command running and drop the host without a goodbye.
+		go c.Exec(dctx, agentclient.Command{Cmd: "yes"})
+		time.Sleep(100 * time.Millisecond)
+		mu.Lock()
+		h.Close()
+		r.Close()
+		cur = nil
+		mu.Unlock()
+		dcancel()
+	}
+}

@@ -1,0 +1,471 @@
+package shakedown
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/shakedown-dev/shakedown/agentclient"
+	"github.com/shakedown-dev/shakedown/qemu"
+)
+
+var execLookPath = exec.LookPath
+
+// MachineConfig describes a machine. The zero value is a machine with
+// 512 MiB, one CPU, Debian's kernel and a minimal initramfs: the agent,
+// busybox and the virtio drivers.
+type MachineConfig struct {
+	// MemoryMiB is the guest RAM; 0 means 512.
+	MemoryMiB int
+	// CPUs is the number of vCPUs; 0 means 1.
+	CPUs int
+	// Files are host files, directories or bytes placed in the image.
+	Files []File
+	// Modules are kernel modules to load at boot besides the virtio
+	// drivers, with their dependencies (e.g. "overlay").
+	Modules []string
+	// KernelArgs are appended to the kernel command line.
+	KernelArgs []string
+	// Kernel, if set, is the user's kernel (a bzImage, or an ELF vmlinux
+	// with a PVH note) instead of Debian's. ModulesDir is its
+	// lib/modules/VERSION directory, needed when Modules are wanted.
+	Kernel     string
+	ModulesDir string
+	// Initrd, if set, is the user's initramfs, used as it is: it must
+	// start the agent itself (see cmd/shakedown-agent).
+	Initrd string
+	// BootTimeout bounds each boot; 0 means DefaultBootTimeout.
+	BootTimeout time.Duration
+}
+
+// File places content in a machine's image at an absolute guest path:
+// a host file or directory (Host), or bytes (Data). Mode 0 keeps the host
+// file's permission bits, or 0644 for Data.
+type File struct {
+	Guest string
+	Host  string
+	Data  []byte
+	Mode  fs.FileMode
+}
+
+// Machine is a handle on a declared machine and carries the verbs. Handles
+// from WithTimeout share the machine and differ only in their deadline.
+type Machine struct {
+	*machine
+	timeout time.Duration
+	tt      T
+}
+
+type machine struct {
+	tb      *Testbed
+	name    string
+	cfg     MachineConfig
+	console *qemu.Console
+	logFile *os.File
+
+	// bootMu serialises Start, Shutdown, Crash and Reboot.
+	bootMu sync.Mutex
+
+	mu       sync.Mutex
+	proc     *qemu.Process
+	agent    *agentclient.Client
+	run      context.Context // ends when this boot's QEMU exits
+	expected bool            // the exit in progress was asked for
+	boots    int
+	wg       sync.WaitGroup // the console and watcher goroutines of the running boot
+}
+
+func newMachine(tb *Testbed, name string, cfg MachineConfig) (*machine, error) {
+	for _, f := range cfg.Files {
+		if f.Host != "" {
+			if _, err := os.Stat(f.Host); err != nil {
+				return nil, fmt.Errorf("machine %s: file for %s: %w", name, f.Guest, err)
+			}
+		}
+	}
+	lf, err := os.Create(filepath.Join(tb.dir, name+".console.log"))
+	if err != nil {
+		return nil, fmt.Errorf("machine %s: console log: %w", name, err)
+	}
+	m := &machine{tb: tb, name: name, cfg: cfg, logFile: lf}
+	var onLine func(string)
+	if !tb.opts.QuietConsole {
+		onLine = func(line string) { tb.logf("%s # %s", name, line) }
+	}
+	m.console = qemu.NewConsole(lf, onLine)
+	return m, nil
+}
+
+// Name returns the machine's name, which is also its hostname.
+func (m *Machine) Name() string { return m.name }
+
+// WithTimeout returns a handle on the same machine whose waits and
+// commands are bounded by d instead of DefaultWait.
+func (m *Machine) WithTimeout(d time.Duration) *Machine {
+	return &Machine{machine: m.machine, timeout: d, tt: m.tt}
+}
+
+// WithT returns a handle on the same machine whose verbs report failures
+// to t instead of the testbed's test: use it inside t.Run, whose t must
+// be the one that fails.
+func (m *Machine) WithT(t T) *Machine {
+	return &Machine{machine: m.machine, timeout: m.timeout, tt: t}
+}
+
+// t is where this handle reports failures.
+func (m *Machine) t() T {
+	if m.tt != nil {
+		return m.tt
+	}
+	return m.tb.t
+}
+
+func (m *Machine) wait() time.Duration {
+	if m.timeout > 0 {
+		return m.timeout
+	}
+	return DefaultWait
+}
+
+// fatal fails the test with err and the machine's last console lines.
+func (m *Machine) fatal(err error) {
+	m.t().Helper()
+	m.t().Fatalf("%s: %v%s", m.name, err, m.consoleTail())
+}
+
+func (m *machine) consoleTail() string {
+	lines := m.console.Tail(consoleTailLines)
+	if len(lines) == 0 {
+		return "\n(no console output)"
+	}
+	return fmt.Sprintf("\nlast console lines of %s:\n%s", m.name, indent(lines, "  "+m.name+" # "))
+}
+
+// consoleTailLines is how much console goes into a failure message: enough
+// for a panic and its call trace's head.
+const consoleTailLines = 20
+
+// Start boots the machine and waits until its agent answers. Starting a
+// running machine does nothing. Verbs start a stopped machine themselves,
+// as in the NixOS driver.
+func (m *Machine) Start() {
+	m.t().Helper()
+	if err := m.start(); err != nil {
+		m.t().Fatalf("%v", err)
+	}
+}
+
+func (m *machine) start() error {
+	m.bootMu.Lock()
+	defer m.bootMu.Unlock()
+	if m.running() {
+		return nil
+	}
+	return m.boot()
+}
+
+func (m *machine) running() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.proc != nil && !m.proc.Exited()
+}
+
+// boot starts QEMU and connects to the agent; bootMu is held.
+func (m *machine) boot() error {
+	ctx := m.tb.ctx
+	if err := context.Cause(ctx); err != nil {
+		return fmt.Errorf("start %s: %w", m.name, err)
+	}
+	began := time.Now()
+	bf, err := m.tb.bootFiles(ctx, m.cfg)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", m.name, err)
+	}
+	prepared := time.Since(began)
+	m.console.Boot()
+	proc, err := qemu.Start(ctx, qemu.Config{
+		Name:      m.name,
+		Accel:     m.tb.accel,
+		MemoryMiB: m.cfg.MemoryMiB,
+		CPUs:      m.cfg.CPUs,
+		Kernel:    bf.kernel,
+		Initrd:    bf.initrd,
+		Append:    m.cmdline(),
+		Display:   true,
+	})
+	if err != nil {
+		return fmt.Errorf("start %s: %w", m.name, err)
+	}
+	run, stop := context.WithCancelCause(ctx)
+	m.mu.Lock()
+	m.proc, m.agent, m.run, m.expected = proc, nil, run, false
+	m.boots++
+	m.mu.Unlock()
+	if m.boots == 1 {
+		fmt.Fprintf(m.logFile, "# %s\n", proc.CommandLine())
+	}
+
+	consoleDone := make(chan struct{})
+	m.wg.Add(2)
+	go func() {
+		defer m.wg.Done()
+		m.console.Consume(proc.Console)
+		close(consoleDone)
+	}()
+	go func() {
+		defer m.wg.Done()
+		<-proc.Done()
+		// The console socket drains after QEMU exits; its last lines
+		// are usually the reason.
+		select {
+		case <-consoleDone:
+		case <-time.After(2 * time.Second):
+		}
+		m.mu.Lock()
+		expected, agent := m.expected, m.agent
+		m.mu.Unlock()
+		if expected {
+			stop(errStopped)
+		} else {
+			stop(m.deathCause(proc))
+		}
+		if agent != nil {
+			agent.Close()
+		}
+	}()
+
+	bootTimeout := m.cfg.BootTimeout
+	if bootTimeout == 0 {
+		bootTimeout = DefaultBootTimeout
+	}
+	bctx, cancel := context.WithTimeoutCause(run, bootTimeout,
+		fmt.Errorf("no answer from the agent within the %v boot timeout (MachineConfig.BootTimeout)", bootTimeout))
+	defer cancel()
+	client, err := dialAgent(bctx, proc)
+	if err != nil {
+		settle(bctx)
+		cause := context.Cause(bctx)
+		if cause == nil {
+			cause = err
+		}
+		m.kill()
+		return fmt.Errorf("start %s: %w%s", m.name, cause, m.consoleTail())
+	}
+	m.mu.Lock()
+	m.agent = client
+	m.mu.Unlock()
+	m.tb.logf("%s: up in %.2fs (%s; image ready in %.2fs)", m.name, time.Since(began).Seconds(), m.tb.accel, prepared.Seconds())
+	return nil
+}
+
+func dialAgent(ctx context.Context, proc *qemu.Process) (*agentclient.Client, error) {
+	conn, err := proc.DialAgent(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return agentclient.Dial(ctx, conn)
+}
+
+// errStopped is the cause of a run that ended because it was asked to.
+var errStopped = errors.New("machine was stopped")
+
+// ErrMachineDied is wrapped by errors of verbs whose machine went away
+// without being asked to: a kernel panic, a guest power-off, QEMU dying.
+var ErrMachineDied = errors.New("machine died")
+
+// deathCause explains an unexpected end of QEMU from the console.
+func (m *machine) deathCause(proc *qemu.Process) error {
+	if p := m.console.Panic(); p != "" {
+		return fmt.Errorf("%w: kernel panic:\n%s", ErrMachineDied, indent(strings.Split(p, "\n"), "  "))
+	}
+	if err := proc.ExitError(); err != nil {
+		return fmt.Errorf("%w: qemu: %v", ErrMachineDied, err)
+	}
+	return fmt.Errorf("%w: the guest powered off or reset", ErrMachineDied)
+}
+
+func (m *machine) cmdline() string {
+	args := []string{
+		"console=ttyS0",
+		// Reboot at once on a panic; with -no-reboot QEMU then exits and
+		// the waiting verb fails within a second, panic text included.
+		"panic=-1",
+		// Test machines need no protection from each other's speculation,
+		// and under TCG the page-table switches it costs are expensive.
+		"mitigations=off",
+		"shakedown.hostname=" + m.name,
+	}
+	return strings.Join(append(args, m.cfg.KernelArgs...), " ")
+}
+
+// session returns the connection to a running machine, starting the
+// machine first if it is stopped, and the context of this boot.
+func (m *machine) session() (*agentclient.Client, context.Context, error) {
+	m.mu.Lock()
+	agent, run := m.agent, m.run
+	m.mu.Unlock()
+	if agent == nil || run.Err() != nil {
+		if err := m.start(); err != nil {
+			return nil, nil, err
+		}
+		m.mu.Lock()
+		agent, run = m.agent, m.run
+		m.mu.Unlock()
+	}
+	return agent, run, nil
+}
+
+// opContext bounds one operation by d and by the machine's run; it says
+// what it was for in the cause.
+func opContext(run context.Context, d time.Duration, what string) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(run, d, fmt.Errorf("timed out after %v waiting for %s", d, what))
+}
+
+// cause returns the reason ctx ended, in the machine's words.
+func cause(ctx context.Context) error {
+	return context.Cause(ctx)
+}
+
+// settleTime bounds how long a lost agent connection waits for QEMU's exit
+// to be noticed: the connection drops first, and the console's last lines,
+// which say why, arrive a moment later.
+const settleTime = 3 * time.Second
+
+// settle waits briefly for ctx to end after the agent connection broke, so
+// that the error names the machine's death rather than the broken pipe.
+func settle(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(settleTime):
+	}
+}
+
+// Shutdown powers the machine off cleanly and waits until it is off.
+func (m *Machine) Shutdown() {
+	m.t().Helper()
+	if err := m.shutdown(); err != nil {
+		m.fatal(err)
+	}
+}
+
+func (m *Machine) shutdown() error {
+	m.bootMu.Lock()
+	defer m.bootMu.Unlock()
+	m.mu.Lock()
+	proc, agent := m.proc, m.agent
+	if proc == nil || proc.Exited() {
+		m.mu.Unlock()
+		return nil
+	}
+	m.expected = true
+	m.mu.Unlock()
+	ctx, cancel := context.WithTimeout(m.tb.ctx, shutdownTimeout)
+	defer cancel()
+	if agent != nil {
+		if err := agent.Poweroff(ctx); err != nil {
+			m.kill()
+			return fmt.Errorf("shutdown: agent: %w (killed QEMU)", err)
+		}
+	}
+	if err := proc.Wait(ctx); err != nil {
+		m.kill()
+		return fmt.Errorf("shutdown: not off after %v (killed QEMU)", shutdownTimeout)
+	}
+	m.wg.Wait()
+	return nil
+}
+
+// Crash stops the machine at once, as if its power were cut: no shutdown,
+// no sync. Disks keep what reached them.
+func (m *Machine) Crash() {
+	m.bootMu.Lock()
+	defer m.bootMu.Unlock()
+	m.kill()
+}
+
+// Reboot restarts the machine cleanly and waits until its agent answers
+// again. The console's searchable text starts anew with the new boot.
+func (m *Machine) Reboot() {
+	m.t().Helper()
+	if err := m.reboot(); err != nil {
+		m.fatal(err)
+	}
+}
+
+func (m *Machine) reboot() error {
+	m.bootMu.Lock()
+	defer m.bootMu.Unlock()
+	m.mu.Lock()
+	proc, agent := m.proc, m.agent
+	m.expected = true
+	m.mu.Unlock()
+	if proc != nil && !proc.Exited() {
+		ctx, cancel := context.WithTimeout(m.tb.ctx, shutdownTimeout)
+		defer cancel()
+		if agent != nil {
+			if err := agent.Reboot(ctx); err != nil {
+				return fmt.Errorf("reboot: agent: %w", err)
+			}
+		}
+		// The guest resets; with -no-reboot that ends QEMU, and a fresh
+		// QEMU with the same disks is the new boot.
+		if err := proc.Wait(ctx); err != nil {
+			m.kill()
+			return fmt.Errorf("reboot: the guest did not reset within %v", shutdownTimeout)
+		}
+		m.wg.Wait()
+	}
+	return m.boot()
+}
+
+// WaitForShutdown waits until the machine has powered off by itself (e.g.
+// after `poweroff` in the guest). It fails if the machine panicked instead.
+func (m *Machine) WaitForShutdown() {
+	m.t().Helper()
+	m.mu.Lock()
+	proc := m.proc
+	m.mu.Unlock()
+	if proc == nil {
+		return
+	}
+	ctx, cancel := opContext(m.tb.ctx, m.wait(), "the machine to shut down")
+	defer cancel()
+	if err := proc.Wait(ctx); err != nil {
+		m.fatal(cause(ctx))
+	}
+	m.wg.Wait()
+	if p := m.console.Panic(); p != "" {
+		m.fatal(fmt.Errorf("machine panicked instead of shutting down:\n%s", p))
+	}
+}
+
+// kill stops QEMU if it runs and waits for the boot's goroutines.
+func (m *machine) kill() {
+	m.mu.Lock()
+	proc := m.proc
+	m.expected = true
+	m.mu.Unlock()
+	if proc != nil {
+		proc.Kill()
+	}
+	m.wg.Wait()
+}
+
+// report writes a failed test's view of the machine into the log.
+func (m *machine) report() {
+	m.mu.Lock()
+	proc := m.proc
+	m.mu.Unlock()
+	if proc == nil {
+		return
+	}
+	m.tb.t.Logf("%s: qemu command line (fds 3-5 are the monitor, console and agent sockets):\n  %s", m.name, proc.CommandLine())
+	m.logFile.Sync()
+}

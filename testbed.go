@@ -1,0 +1,467 @@
+// Package shakedown runs end-to-end tests of whole Linux machines in QEMU
+// virtual machines, from Go tests.
+//
+// A test creates a Testbed with New, declares machines with
+// Testbed.Machine, boots them (Testbed.StartAll, or implicitly on the first
+// verb) and drives them with the verbs of Machine, named as in the NixOS
+// test driver: Succeed, Fail, WaitUntilSucceeds, WaitForOpenPort, Crash,
+// Reboot and the rest. Every wait is bounded, and a failure names what was
+// awaited, for how long, what was seen last and the machine's last console
+// lines. The testbed stops every machine when the test ends, whatever the
+// outcome; the artifacts (console logs, screenshots) are kept when it fails.
+//
+// The root package is the Go API; it imports qemu, agentclient and the image
+// packages below it, never the other way round.
+package shakedown
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/shakedown-dev/shakedown/image/cache"
+	"github.com/shakedown-dev/shakedown/qemu"
+)
+
+// Timeouts. Under TCG a machine boots in about 3 s on an idle machine and
+// ten times slower on a loaded CI runner; the defaults leave room for that.
+const (
+	// DefaultTimeout is the global deadline of a testbed when neither
+	// Options.Timeout nor the go test -timeout sets one.
+	DefaultTimeout = 30 * time.Minute
+	// DefaultWait bounds each wait and each command unless the machine
+	// view says otherwise (Machine.WithTimeout).
+	DefaultWait = 5 * time.Minute
+	// DefaultBootTimeout bounds a boot, from QEMU's start to the agent's
+	// answer.
+	DefaultBootTimeout = 2 * time.Minute
+	// shutdownTimeout bounds a clean power-off before QEMU is killed.
+	shutdownTimeout = time.Minute
+	// deadlineMargin is kept before go test's own deadline, so that the
+	// testbed fails with its own message and still cleans up, rather than
+	// go test's panic killing the process mid-step.
+	deadlineMargin = 15 * time.Second
+)
+
+// Environment variables the testbed reads.
+const (
+	// EnvAccel forces the accelerator: "tcg" or "kvm".
+	EnvAccel = "SHAKEDOWN_ACCEL"
+	// EnvOutput is the parent directory of test artifacts.
+	EnvOutput = "SHAKEDOWN_OUTPUT"
+)
+
+// ErrGlobalTimeout is the cause of every failure after the testbed's global
+// deadline has passed.
+var ErrGlobalTimeout = errors.New("global timeout")
+
+// T is what a testbed needs of a test: *testing.T, *testing.B and
+// testing.TB satisfy it. Verbs report failures through Fatalf, so they must
+// be called from the test's goroutine, as with t.Fatal. Front ends other
+// than go test (the CLI) implement it themselves.
+type T interface {
+	Helper()
+	Name() string
+	Logf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	Failed() bool
+	Cleanup(func())
+}
+
+// Options configure a Testbed. The zero value is a testbed with the default
+// deadline, Debian's kernel from the host's apt, the user's cache and
+// artifacts under the temporary directory.
+type Options struct {
+	// Timeout is the global deadline for everything the testbed does;
+	// 0 means DefaultTimeout, and never later than go test's -timeout
+	// allows.
+	Timeout time.Duration
+	// OutputDir is where the test's artifacts directory is made; "" means
+	// $SHAKEDOWN_OUTPUT, else $TMPDIR/shakedown.
+	OutputDir string
+	// CacheDir holds downloaded packages, kernels and built images; ""
+	// means $SHAKEDOWN_CACHE, else $XDG_CACHE_HOME/shakedown.
+	CacheDir string
+	// RequireKVM makes the absence of a usable KVM an error instead of a
+	// fallback to TCG emulation.
+	RequireKVM bool
+	// Accel forces "kvm" or "tcg"; "" means $SHAKEDOWN_ACCEL, else detect.
+	Accel string
+	// QuietConsole stops streaming console lines into the test log; they
+	// still go to the console log files.
+	QuietConsole bool
+}
+
+// Testbed owns a test's machines, its artifacts directory and its global
+// deadline. New registers the cleanup that stops everything; there is
+// nothing for the caller to close.
+type Testbed struct {
+	t      T
+	opts   Options
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	dir    string
+	lock   *os.File
+	cache  *cache.Cache
+	accel  qemu.Accel
+
+	mu       sync.Mutex
+	machines map[string]*machine
+	closed   bool
+}
+
+// New returns a testbed for t. It fails the test if the testbed cannot be
+// set up (no QEMU, no usable cache, RequireKVM without KVM), with the fix
+// in the message.
+func New(t T, opts Options) *Testbed {
+	t.Helper()
+	tb, err := newTestbed(t, opts)
+	if err != nil {
+		t.Fatalf("shakedown: %v", err)
+	}
+	return tb
+}
+
+func newTestbed(t T, opts Options) (*Testbed, error) {
+	timeout := opts.Timeout
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
+	deadline := time.Now().Add(timeout)
+	if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
+		if dl, ok := d.Deadline(); ok && dl.Add(-deadlineMargin).Before(deadline) {
+			deadline = dl.Add(-deadlineMargin)
+			timeout = time.Until(deadline).Round(time.Second)
+		}
+	}
+	if _, err := lookQEMU(); err != nil {
+		return nil, err
+	}
+	force := opts.Accel
+	if force == "" {
+		force = os.Getenv(EnvAccel)
+	}
+	accel, why, err := qemu.ChooseAccel(opts.RequireKVM, force)
+	if err != nil {
+		return nil, err
+	}
+	c, err := cache.Open(opts.CacheDir)
+	if err != nil {
+		return nil, err
+	}
+	dir, lock, err := makeRunDir(opts.OutputDir, t.Name())
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	ctx, stopDeadline := context.WithDeadlineCause(ctx, deadline,
+		fmt.Errorf("%w: the testbed's %v deadline passed (set Options.Timeout or go test -timeout)", ErrGlobalTimeout, timeout))
+	tb := &Testbed{t: t, opts: opts, ctx: ctx, dir: dir, lock: lock,
+		cache: c, accel: accel, machines: map[string]*machine{}}
+	tb.cancel = func(err error) { cancel(err); stopDeadline() }
+	logOnce("accel", func() { t.Logf("shakedown: %s", why) })
+	live.add(tb)
+	t.Cleanup(tb.cleanup)
+	return tb, nil
+}
+
+func lookQEMU() (string, error) {
+	p, err := execLookPath(qemu.DefaultBinary)
+	if err != nil {
+		return "", qemu.ErrNoQEMU
+	}
+	return p, nil
+}
+
+// Context is cancelled at the global deadline and when the testbed ends;
+// its cause says which.
+func (tb *Testbed) Context() context.Context { return tb.ctx }
+
+// OutputDir is the test's artifacts directory: console logs, screenshots,
+// copied files. It is removed when the test passes and kept when it fails.
+func (tb *Testbed) OutputDir() string { return tb.dir }
+
+// Accel reports the accelerator the machines run under.
+func (tb *Testbed) Accel() string { return string(tb.accel) }
+
+// Machine declares a machine; name must be unique, a valid hostname, and
+// declared before the machine is used. Calling it again with the same name
+// returns the same machine (and fails the test if the config differs).
+func (tb *Testbed) Machine(name string, cfg MachineConfig) *Machine {
+	tb.t.Helper()
+	m, err := tb.machine(name, cfg)
+	if err != nil {
+		tb.t.Fatalf("shakedown: %v", err)
+	}
+	return m
+}
+
+var hostnameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+func (tb *Testbed) machine(name string, cfg MachineConfig) (*Machine, error) {
+	if !hostnameRE.MatchString(name) {
+		return nil, fmt.Errorf("machine name %q: use lowercase letters, digits and inner dashes, as in a hostname", name)
+	}
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	if tb.closed {
+		return nil, fmt.Errorf("machine %s: the testbed has ended", name)
+	}
+	if m, ok := tb.machines[name]; ok {
+		return &Machine{machine: m}, nil
+	}
+	if len(tb.machines) == 254 {
+		return nil, fmt.Errorf("machine %s: a testbed holds at most 254 machines", name)
+	}
+	m, err := newMachine(tb, name, cfg)
+	if err != nil {
+		return nil, err
+	}
+	tb.machines[name] = m
+	return &Machine{machine: m}, nil
+}
+
+// Machines returns the declared machines in name order, which is also the
+// order of their numbers (1, 2, ...) in addresses.
+func (tb *Testbed) Machines() []*Machine {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	names := make([]string, 0, len(tb.machines))
+	for n := range tb.machines {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	ms := make([]*Machine, len(names))
+	for i, n := range names {
+		ms[i] = &Machine{machine: tb.machines[n]}
+	}
+	return ms
+}
+
+// StartAll boots every declared machine that is not running, in parallel,
+// and waits until all answer. It fails the test with every machine's error.
+func (tb *Testbed) StartAll() {
+	tb.t.Helper()
+	if err := tb.startAll(); err != nil {
+		tb.t.Fatalf("%v", err)
+	}
+}
+
+func (tb *Testbed) startAll() error {
+	ms := tb.Machines()
+	errs := make([]error, len(ms))
+	var wg sync.WaitGroup
+	for i, m := range ms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = m.start()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// logf writes one line to the test log.
+func (tb *Testbed) logf(format string, args ...any) {
+	tb.mu.Lock()
+	closed := tb.closed
+	tb.mu.Unlock()
+	if !closed {
+		tb.t.Logf(format, args...)
+	}
+}
+
+// cleanup stops every machine and settles the artifacts: kept and named
+// when the test failed, removed when it passed.
+func (tb *Testbed) cleanup() {
+	tb.stopAll()
+	failed := tb.t.Failed()
+	if failed {
+		for _, m := range tb.Machines() {
+			m.report()
+		}
+		tb.t.Logf("shakedown: artifacts kept in %s", tb.dir)
+	}
+	tb.mu.Lock()
+	tb.closed = true
+	for _, m := range tb.machines {
+		m.logFile.Close()
+	}
+	tb.mu.Unlock()
+	tb.cancel(errors.New("testbed ended"))
+	tb.release(!failed)
+	live.remove(tb)
+}
+
+// stopAll kills every machine and waits for their goroutines.
+func (tb *Testbed) stopAll() {
+	var wg sync.WaitGroup
+	for _, m := range tb.Machines() {
+		wg.Add(1)
+		go func() { defer wg.Done(); m.kill() }()
+	}
+	wg.Wait()
+}
+
+// release unlocks the run directory; remove deletes it.
+func (tb *Testbed) release(remove bool) {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	if tb.lock == nil {
+		return
+	}
+	os.Remove(filepath.Join(tb.dir, lockName))
+	tb.lock.Close()
+	tb.lock = nil
+	if remove {
+		os.RemoveAll(tb.dir)
+	}
+}
+
+// Run directories. Each testbed's artifacts directory holds a lock file
+// that the testbed keeps flocked while it lives. A process killed outright
+// (SIGKILL, a crash) cannot clean up; its QEMUs die with it (PDEATHSIG), and
+// the next testbed to start removes directories whose lock is no longer held.
+// A failed test's directory has no lock file and is left alone.
+const lockName = ".shakedown.lock"
+
+func outputParent(dir string) string {
+	if dir != "" {
+		return dir
+	}
+	if d := os.Getenv(EnvOutput); d != "" {
+		return d
+	}
+	return filepath.Join(os.TempDir(), "shakedown")
+}
+
+var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+func makeRunDir(parent, testName string) (string, *os.File, error) {
+	parent = outputParent(parent)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return "", nil, fmt.Errorf("output directory %s: %w (set Options.OutputDir or %s)", parent, err, EnvOutput)
+	}
+	SweepRunDirs(parent)
+	name := unsafeChars.ReplaceAllString(testName, "_")
+	if len(name) > 60 {
+		name = name[:60]
+	}
+	dir, err := os.MkdirTemp(parent, name+"-")
+	if err != nil {
+		return "", nil, fmt.Errorf("output directory: %w", err)
+	}
+	// Lock first, then make the lock visible under its final name, so a
+	// sweeper never sees an unlocked lock file of a live testbed.
+	f, err := os.CreateTemp(dir, ".lock-*")
+	if err == nil {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), filepath.Join(dir, lockName))
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("output directory lock: %w", err)
+	}
+	return dir, f, nil
+}
+
+// SweepRunDirs removes the run directories under parent left by processes
+// that were killed (their lock file exists but nobody holds it). It returns
+// what it removed.
+func SweepRunDirs(parent string) []string {
+	entries, _ := os.ReadDir(parent)
+	var removed []string
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		dir := filepath.Join(parent, e.Name())
+		f, err := os.Open(filepath.Join(dir, lockName))
+		if err != nil {
+			continue
+		}
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+			os.RemoveAll(dir)
+			removed = append(removed, dir)
+		}
+		f.Close()
+	}
+	return removed
+}
+
+// live tracks the testbeds of this process, so that SIGINT and SIGTERM
+// stop their machines and remove their directories before the process
+// goes (QEMU would die with it anyway; the directories would not).
+var live = &registry{beds: map[*Testbed]bool{}}
+
+type registry struct {
+	mu   sync.Mutex
+	beds map[*Testbed]bool
+	once sync.Once
+}
+
+func (r *registry) add(tb *Testbed) {
+	r.once.Do(func() {
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, syscall.SIGINT, syscall.SIGTERM)
+		go func() {
+			sig := <-c
+			r.mu.Lock()
+			beds := make([]*Testbed, 0, len(r.beds))
+			for tb := range r.beds {
+				beds = append(beds, tb)
+			}
+			r.mu.Unlock()
+			for _, tb := range beds {
+				tb.cancel(fmt.Errorf("interrupted by %v", sig))
+				tb.stopAll()
+				tb.release(true)
+			}
+			fmt.Fprintf(os.Stderr, "shakedown: %v: stopped %d testbed(s)\n", sig, len(beds))
+			signal.Reset(sig)
+			syscall.Kill(os.Getpid(), sig.(syscall.Signal))
+		}()
+	})
+	r.mu.Lock()
+	r.beds[tb] = true
+	r.mu.Unlock()
+}
+
+func (r *registry) remove(tb *Testbed) {
+	r.mu.Lock()
+	delete(r.beds, tb)
+	r.mu.Unlock()
+}
+
+var logged sync.Map
+
+// logOnce runs f the first time key is seen in this process.
+func logOnce(key string, f func()) {
+	if _, dup := logged.LoadOrStore(key, true); !dup {
+		f()
+	}
+}
+
+func indent(lines []string, prefix string) string {
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString(prefix)
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	return strings.TrimRight(b.String(), "\n")
+}

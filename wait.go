@@ -1,0 +1,173 @@
+package shakedown
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"regexp"
+	"strconv"
+	"time"
+)
+
+// Polling: a check that fails is tried again after pollStart, doubling up
+// to pollMax, so that quick conditions are seen quickly and slow ones do not
+// keep a TCG guest busy answering.
+const (
+	pollStart = 50 * time.Millisecond
+	pollMax   = time.Second
+)
+
+// poll calls check until it reports done, returns an error, or the
+// machine's timeout passes; then it says what it waited for, how long, and
+// the last value check saw.
+func (m *Machine) poll(what string, check func(ctx context.Context) (done bool, last string, err error)) error {
+	_, run, err := m.session()
+	if err != nil {
+		return err
+	}
+	d := m.wait()
+	ctx, cancel := opContext(run, d, what)
+	defer cancel()
+	began := time.Now()
+	interval := pollStart
+	var last string
+	for {
+		done, seen, err := check(ctx)
+		if err != nil {
+			return fmt.Errorf("waiting for %s: %w", what, err)
+		}
+		if done {
+			return nil
+		}
+		last = seen
+		t := time.NewTimer(interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			c := cause(ctx)
+			if errors.Is(c, ErrMachineDied) || errors.Is(c, ErrGlobalTimeout) {
+				return fmt.Errorf("waiting for %s: %w", what, c)
+			}
+			msg := fmt.Sprintf("waited %v for %s", time.Since(began).Round(time.Millisecond), what)
+			if last != "" {
+				msg += "; last seen: " + last
+			}
+			return errors.New(msg)
+		case <-t.C:
+		}
+		interval = min(interval*2, pollMax)
+	}
+}
+
+// WaitForFile waits until path exists in the guest.
+func (m *Machine) WaitForFile(path string) {
+	m.t().Helper()
+	err := m.poll("file "+path, func(ctx context.Context) (bool, string, error) {
+		agent, _, err := m.session()
+		if err != nil {
+			return false, "", err
+		}
+		sc, err := agent.SFTP()
+		if err != nil {
+			return false, "", err
+		}
+		_, err = sc.Lstat(path)
+		if err == nil {
+			return true, "", nil
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, "does not exist", nil
+		}
+		return false, err.Error(), nil
+	})
+	if err != nil {
+		m.fatal(err)
+	}
+}
+
+// WaitForOpenPort waits until a TCP port accepts connections on the
+// guest's loopback (or on addr, if given, as seen from inside the guest).
+func (m *Machine) WaitForOpenPort(port int, addr ...string) {
+	m.t().Helper()
+	if err := m.waitPort(port, addr, true); err != nil {
+		m.fatal(err)
+	}
+}
+
+// WaitForClosedPort waits until a TCP port refuses connections.
+func (m *Machine) WaitForClosedPort(port int, addr ...string) {
+	m.t().Helper()
+	if err := m.waitPort(port, addr, false); err != nil {
+		m.fatal(err)
+	}
+}
+
+func (m *Machine) waitPort(port int, addr []string, open bool) error {
+	host := "127.0.0.1"
+	if len(addr) > 0 {
+		host = addr[0]
+	}
+	target := net.JoinHostPort(host, strconv.Itoa(port))
+	state := "open"
+	if !open {
+		state = "closed"
+	}
+	return m.poll(fmt.Sprintf("TCP port %s to be %s", target, state), func(ctx context.Context) (bool, string, error) {
+		return m.dialCheck(ctx, "tcp", target, open)
+	})
+}
+
+// WaitForOpenUnixSocket waits until a Unix socket in the guest accepts
+// connections.
+func (m *Machine) WaitForOpenUnixSocket(path string) {
+	m.t().Helper()
+	err := m.poll("unix socket "+path, func(ctx context.Context) (bool, string, error) {
+		return m.dialCheck(ctx, "unix", path, true)
+	})
+	if err != nil {
+		m.fatal(err)
+	}
+}
+
+// dialCheck connects from inside the guest through the agent; no program
+// (nc, socat) needs to be in the image.
+func (m *Machine) dialCheck(ctx context.Context, network, addr string, wantOpen bool) (bool, string, error) {
+	agent, _, err := m.session()
+	if err != nil {
+		return false, "", err
+	}
+	c, err := agent.DialGuest(ctx, network, addr)
+	if err != nil {
+		if ctx.Err() != nil {
+			return false, "", nil
+		}
+		return !wantOpen, "refused: " + err.Error(), nil
+	}
+	c.Close()
+	return wantOpen, "open", nil
+}
+
+// WaitForConsoleText waits until the serial console of the current boot
+// shows a match for the regular expression and returns the match.
+func (m *Machine) WaitForConsoleText(pattern string) string {
+	m.t().Helper()
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		m.fatal(fmt.Errorf("console pattern: %w", err))
+	}
+	m.mu.Lock()
+	run := m.run
+	m.mu.Unlock()
+	if run == nil {
+		m.fatal(errors.New("wait for console text: the machine was never started"))
+	}
+	ctx, cancel := opContext(run, m.wait(), fmt.Sprintf("console text %q", pattern))
+	defer cancel()
+	match, err := m.console.Wait(ctx, re)
+	if err != nil {
+		m.fatal(cause(ctx))
+	}
+	return match
+}
