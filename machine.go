@@ -458,6 +458,17 @@ func (m *machine) kill() {
 	m.wg.Wait()
 }
 
+// PID returns the process id of the machine's QEMU, or 0 when it is not
+// running: for debugging, and for tests that check what outlives them.
+func (m *Machine) PID() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.proc == nil || m.proc.Exited() {
+		return 0
+	}
+	return m.proc.Pid()
+}
+
 // report writes a failed test's view of the machine into the log.
 func (m *machine) report() {
 	m.mu.Lock()
