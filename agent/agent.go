@@ -146,6 +146,8 @@ func (a *Agent) ServeSession(ctx context.Context, f *os.File) error {
 		switch nc.ChannelType() {
 		case "session":
 			go a.handleSession(nc)
+		case agentproto.ChanExec:
+			go a.handleExec(nc)
 		case "direct-tcpip":
 			go a.forwardTCP(nc)
 		case agentproto.ChanStreamLocal:

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 
 	"github.com/shakedown-dev/shakedown/agent"
@@ -250,5 +251,37 @@ func TestReconnect(t *testing.T) {
 		cur = nil
 		mu.Unlock()
 		dcancel()
+	}
+}
+
+// TestStandardSession checks what OpenSSH clients use: the "session"
+// channel with exec, environment, exit status and a terminal.
+func TestStandardSession(t *testing.T) {
+	c := dial(t)
+	sess, err := c.SSH().NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess.Setenv("GREETING", "hi")
+	out, err := sess.Output(`echo "$GREETING"; exit 4`)
+	var exit *ssh.ExitError
+	if !errors.As(err, &exit) || exit.ExitStatus() != 4 || string(out) != "hi\n" {
+		t.Errorf("got %q %v, want %q and exit status 4", out, err, "hi\n")
+	}
+
+	sess, err = c.SSH().NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.RequestPty("xterm", 24, 80, ssh.TerminalModes{}); err != nil {
+		t.Fatal(err)
+	}
+	out, err = sess.Output("tty; echo $TERM; stty size")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.ReplaceAll(strings.TrimSpace(string(out)), "\r", ""), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "/dev/pts/") || lines[1] != "xterm" || lines[2] != "24 80" {
+		t.Errorf("got %q from a PTY session, want a /dev/pts tty, TERM=xterm and size 24 80", lines)
 	}
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -34,9 +35,8 @@ type session struct {
 	env []string
 	dir string
 	pty *ptyReq
-	// custom is set once the client changed the environment or directory,
-	// which a warm shell, started with the defaults, cannot honour.
-	custom bool
+	// noStdin gives the command /dev/null instead of the channel's data.
+	noStdin bool
 
 	mu      sync.Mutex
 	started bool
@@ -56,6 +56,35 @@ func (a *Agent) handleSession(nc ssh.NewChannel) {
 		return
 	}
 	s := &session{a: a, ch: ch, env: a.baseEnv(), dir: "/"}
+	s.serve(reqs)
+}
+
+// handleExec runs the command of an agentproto.ChanExec channel.
+func (a *Agent) handleExec(nc ssh.NewChannel) {
+	var req agentproto.ExecRequest
+	if err := json.Unmarshal(nc.ExtraData(), &req); err != nil {
+		nc.Reject(ssh.Prohibited, "bad exec request: "+err.Error())
+		return
+	}
+	ch, reqs, err := nc.Accept()
+	if err != nil {
+		return
+	}
+	s := &session{a: a, ch: ch, env: a.baseEnv(), dir: "/", noStdin: req.NoStdin}
+	for _, kv := range req.Env {
+		name, value, _ := strings.Cut(kv, "=")
+		s.env = setEnv(s.env, name, value)
+	}
+	if req.Dir != "" {
+		s.dir = req.Dir
+	}
+	s.start([]string{"/bin/sh", "-c", req.Cmd}, req.Cmd)
+	s.serve(reqs)
+}
+
+// serve answers the channel's requests until the client closes it.
+func (s *session) serve(reqs <-chan *ssh.Request) {
+	ch := s.ch
 	for req := range reqs {
 		ok := s.request(req)
 		if req.WantReply {
@@ -76,7 +105,6 @@ func (s *session) request(req *ssh.Request) bool {
 			return false
 		}
 		s.env = setEnv(s.env, kv.Name, kv.Value)
-		s.custom = true
 		return true
 	case agentproto.ReqChdir:
 		var d struct{ Dir string }
@@ -84,7 +112,6 @@ func (s *session) request(req *ssh.Request) bool {
 			return false
 		}
 		s.dir = d.Dir
-		s.custom = s.custom || d.Dir != "/"
 		return true
 	case "pty-req":
 		var p struct {
@@ -183,7 +210,7 @@ func (s *session) start(argv []string, script string) bool {
 		argv = direct
 	}
 	s.mu.Lock()
-	p, err := spawnPiped(s.a.reaper, argv, s.env, s.dir, nil)
+	p, err := spawnPiped(s.a.reaper, argv, s.env, s.dir, s.noStdin)
 	if err == nil {
 		s.pid = p.pid
 	}
@@ -204,10 +231,16 @@ type piped struct {
 	stdin, out, errOut *os.File
 }
 
-// spawnPiped starts argv with pipes for stdin, stdout and stderr; extra
-// files follow as fds 3, 4, ...
-func spawnPiped(r *reaper, argv, env []string, dir string, extra []*os.File) (*piped, error) {
-	stdinR, stdinW, err1 := os.Pipe()
+// spawnPiped starts argv with pipes for stdin (or /dev/null), stdout and
+// stderr.
+func spawnPiped(r *reaper, argv, env []string, dir string, noStdin bool) (*piped, error) {
+	var stdinR, stdinW *os.File
+	var err1 error
+	if noStdin {
+		stdinR, err1 = os.Open(os.DevNull)
+	} else {
+		stdinR, stdinW, err1 = os.Pipe()
+	}
 	outR, outW, err2 := os.Pipe()
 	errR, errW, err3 := os.Pipe()
 	if err := errors.Join(err1, err2, err3); err != nil {
@@ -219,13 +252,15 @@ func spawnPiped(r *reaper, argv, env []string, dir string, extra []*os.File) (*p
 		return nil, fmt.Errorf("pipes: %w", err)
 	}
 	pid, done, err := r.start(argv, &os.ProcAttr{
-		Dir: dir, Env: env, Files: append([]*os.File{stdinR, outW, errW}, extra...),
+		Dir: dir, Env: env, Files: []*os.File{stdinR, outW, errW},
 	})
 	stdinR.Close()
 	outW.Close()
 	errW.Close()
 	if err != nil {
-		stdinW.Close()
+		if stdinW != nil {
+			stdinW.Close()
+		}
 		outR.Close()
 		errR.Close()
 		return nil, err
@@ -235,11 +270,13 @@ func spawnPiped(r *reaper, argv, env []string, dir string, extra []*os.File) (*p
 
 // run connects p to the channel and reports its exit.
 func (s *session) run(p *piped) {
-	go func() {
-		// The client sends EOF when it has no (more) input for us.
-		io.Copy(p.stdin, s.ch)
-		p.stdin.Close()
-	}()
+	if p.stdin != nil {
+		go func() {
+			// The client sends EOF when it has no (more) input for us.
+			io.Copy(p.stdin, s.ch)
+			p.stdin.Close()
+		}()
+	}
 	var copies sync.WaitGroup
 	copies.Add(2)
 	go func() { defer copies.Done(); copyBuffered(s.ch, p.out) }()

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -49,18 +51,33 @@ type Result struct {
 // command's process group is killed in the guest and Exec returns the
 // partial Result with an error wrapping ctx.Err().
 //
-// Exec costs one round trip to the guest: the channel open is the only
-// message that waits for an answer; the environment, working directory and
-// command follow without waiting for replies, as RFC 4254 allows.
+// Exec costs one round trip to the guest: the command travels in the
+// channel open request (agentproto.ChanExec), and the guest starts it while
+// its confirmation travels back.
 func (c *Client) Exec(ctx context.Context, cmd Command) (Result, error) {
 	type opened struct {
 		ch   ssh.Channel
 		reqs <-chan *ssh.Request
 		err  error
 	}
+	env := make([]string, 0, len(cmd.Env))
+	for k, v := range cmd.Env {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	payload, err := json.Marshal(agentproto.ExecRequest{Cmd: cmd.Cmd, Env: env, Dir: cmd.Dir, NoStdin: cmd.Stdin == nil})
+	if err != nil {
+		return Result{}, fmt.Errorf("start %q: %w", cmd.Cmd, err)
+	}
 	op := make(chan opened, 1)
 	go func() {
-		ch, reqs, err := c.ssh.OpenChannel("session", nil)
+		ch, reqs, err := c.ssh.OpenChannel(agentproto.ChanExec, payload)
+		var oce *ssh.OpenChannelError
+		if errors.As(err, &oce) && oce.Reason == ssh.UnknownChannelType {
+			// An agent without the extension (one a user's image brings):
+			// the standard session channel does the same in one more trip.
+			ch, reqs, err = c.openSession(cmd)
+		}
 		op <- opened{ch, reqs, err}
 	}()
 	var o opened
@@ -79,25 +96,6 @@ func (c *Client) Exec(ctx context.Context, cmd Command) (Result, error) {
 	}
 	ch := o.ch
 	defer ch.Close()
-
-	keys := make([]string, 0, len(cmd.Env))
-	for k := range cmd.Env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if _, err := ch.SendRequest("env", false, ssh.Marshal(struct{ Name, Value string }{k, cmd.Env[k]})); err != nil {
-			return Result{}, fmt.Errorf("start %q: %w", cmd.Cmd, err)
-		}
-	}
-	if cmd.Dir != "" {
-		if _, err := ch.SendRequest(agentproto.ReqChdir, false, ssh.Marshal(struct{ Dir string }{cmd.Dir})); err != nil {
-			return Result{}, fmt.Errorf("start %q: %w", cmd.Cmd, err)
-		}
-	}
-	if _, err := ch.SendRequest("exec", false, ssh.Marshal(struct{ Command string }{cmd.Cmd})); err != nil {
-		return Result{}, fmt.Errorf("start %q: %w", cmd.Cmd, err)
-	}
 	if cmd.Stdin == nil {
 		ch.CloseWrite()
 	} else {
@@ -141,7 +139,7 @@ func (c *Client) Exec(ctx context.Context, cmd Command) (Result, error) {
 		close(done)
 	}()
 
-	var err error
+	err = nil
 	select {
 	case <-done:
 	case <-ctx.Done():
@@ -161,6 +159,38 @@ func (c *Client) Exec(ctx context.Context, cmd Command) (Result, error) {
 		err = fmt.Errorf("command %q: connection to agent lost before its exit status: %w", cmd.Cmd, ErrClosed)
 	}
 	return res, err
+}
+
+// openSession starts cmd on a standard "session" channel: the
+// environment, directory and command follow the open without waiting for
+// replies, as RFC 4254 allows.
+func (c *Client) openSession(cmd Command) (ssh.Channel, <-chan *ssh.Request, error) {
+	ch, reqs, err := c.ssh.OpenChannel("session", nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys := make([]string, 0, len(cmd.Env))
+	for k := range cmd.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if _, err := ch.SendRequest("env", false, ssh.Marshal(struct{ Name, Value string }{k, cmd.Env[k]})); err != nil {
+			ch.Close()
+			return nil, nil, err
+		}
+	}
+	if cmd.Dir != "" {
+		if _, err := ch.SendRequest(agentproto.ReqChdir, false, ssh.Marshal(struct{ Dir string }{cmd.Dir})); err != nil {
+			ch.Close()
+			return nil, nil, err
+		}
+	}
+	if _, err := ch.SendRequest("exec", false, ssh.Marshal(struct{ Command string }{cmd.Cmd})); err != nil {
+		ch.Close()
+		return nil, nil, err
+	}
+	return ch, reqs, nil
 }
 
 func tee(buf *lockedBuffer, w io.Writer) io.Writer {

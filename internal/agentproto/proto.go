@@ -46,10 +46,28 @@ const (
 	// then syncs, stops every process and powers off or reboots.
 	ReqPoweroff = "poweroff@shakedown.dev"
 	ReqReboot   = "reboot@shakedown.dev"
+	// ChanExec opens a channel that runs a command at once: the command,
+	// environment and directory travel in the open request (an ExecRequest
+	// in JSON), so the guest starts the process while its confirmation is
+	// on the way back, instead of after a further round trip. Output, exit
+	// status and signals work as on a "session" channel.
+	ChanExec = "exec@shakedown.dev"
 	// ChanStreamLocal is OpenSSH's channel type for a Unix socket in the
 	// guest (payload: socket path, reserved string, reserved uint32).
 	ChanStreamLocal = "direct-streamlocal@openssh.com"
 )
+
+// ExecRequest is the payload of a ChanExec open request.
+type ExecRequest struct {
+	// Cmd is run by /bin/sh -c.
+	Cmd string `json:"cmd"`
+	// Env holds NAME=value pairs added to the agent's environment.
+	Env []string `json:"env,omitempty"`
+	// Dir is the working directory; "" means /.
+	Dir string `json:"dir,omitempty"`
+	// NoStdin gives the command /dev/null as stdin, sparing a pipe.
+	NoStdin bool `json:"no_stdin,omitempty"`
+}
 
 // MaxLine bounds a handshake line; anything longer is junk to skip.
 const MaxLine = 128
