@@ -91,6 +91,22 @@ func TestVerbs(t *testing.T) {
 		if got := m.Succeed("uname -r"); !strings.HasSuffix(strings.TrimSpace(got), "-amd64") {
 			t.Errorf("got kernel %q, want Debian's -amd64 kernel", got)
 		}
+		mounts := m.Succeed("cut -d' ' -f2,3 /proc/mounts")
+		for _, want := range []string{"/proc proc", "/sys sysfs", "/dev devtmpfs", "/dev/pts devpts", "/run tmpfs", "/tmp tmpfs", "/sys/fs/cgroup cgroup2"} {
+			if !strings.Contains(mounts, want+"\n") {
+				t.Errorf("mount %q missing from %q", want, mounts)
+			}
+		}
+		if got := m.Succeed("lsmod | cut -d' ' -f1 | sort | tr '\\n' ' '"); !strings.Contains(got, "virtio_console") || !strings.Contains(got, "virtio_pci ") {
+			t.Errorf("got modules %q, want virtio_pci and virtio_console loaded", got)
+		}
+	})
+	t.Run("reaps orphans", func(t *testing.T) {
+		m := m.WithT(t)
+		// Each subshell's child outlives it and is reparented to PID 1,
+		// the agent, which must reap it when it exits.
+		m.Succeed("for i in 1 2 3 4 5; do (sleep 0.2 &); done")
+		m.WaitUntilSucceeds("! ps -o stat | grep -q '^Z'")
 	})
 	t.Run("execute", func(t *testing.T) {
 		m := m.WithT(recordingT{t, &expecting})
