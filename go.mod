@@ -13,4 +13,9 @@ require (
 	pault.ag/go/debian v0.19.0
 )
 
-require github.com/kr/fs v0.1.0 // indirect
+require (
+	github.com/gopacket/gopacket v1.7.7 // indirect
+	github.com/kr/fs v0.1.0 // indirect
+	go.starlark.net v0.0.0-20260908191801-89a6a09411d5 // indirect
+	golang.org/x/net v0.62.0 // indirect
+)

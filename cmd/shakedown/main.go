@@ -1,6 +1,7 @@
 // Command shakedown is the command-line front end of shakedown.
 //
 //	shakedown demo     boot a machine, run commands in it, show the results
+//	shakedown run      run Starlark scenario files (see shakedown run -h)
 //	shakedown doctor   check what this host needs and say what to install
 package main
 
@@ -19,6 +20,7 @@ const usage = `usage: shakedown <command> [flags]
 
 commands:
   demo     boot a machine under QEMU, run commands in it, power it off
+  run      run Starlark scenario files: shakedown run [flags] FILE.star...
   doctor   check QEMU, KVM or TCG, the kernel package, the cache and Go
 `
 
@@ -33,6 +35,8 @@ func main() {
 		err = demo(os.Args[2:])
 	case "doctor":
 		err = doctor(os.Args[2:])
+	case "run":
+		err = runCmd(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

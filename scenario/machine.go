@@ -1,0 +1,290 @@
+package scenario
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.starlark.net/starlark"
+
+	"github.com/shakedown-dev/shakedown"
+)
+
+// machineValue is what machine() returns: a declared machine, whose
+// attributes are the verbs. Its Go handle is bound when the testbed is made,
+// at the scenario's first step.
+type machineValue struct {
+	r    *runner
+	decl Declaration
+	m    *shakedown.Machine
+}
+
+var _ starlark.HasAttrs = (*machineValue)(nil)
+
+func (mv *machineValue) String() string        { return fmt.Sprintf("<machine %s>", mv.decl.Name) }
+func (mv *machineValue) Type() string          { return "machine" }
+func (mv *machineValue) Freeze()               {}
+func (mv *machineValue) Truth() starlark.Bool  { return starlark.True }
+func (mv *machineValue) Hash() (uint32, error) { return starlark.String(mv.decl.Name).Hash() }
+
+// Attr returns the verb called name, or the machine's name for .name.
+// An unknown name gives Starlark's own "has no .x field or method" error,
+// with a spelling suggestion from AttrNames.
+func (mv *machineValue) Attr(name string) (starlark.Value, error) {
+	if name == "name" {
+		return starlark.String(mv.decl.Name), nil
+	}
+	v, ok := verbs[name]
+	if !ok {
+		return nil, nil
+	}
+	return starlark.NewBuiltin(mv.decl.Name+"."+name, func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		return mv.r.verb(thread, mv, b.Name(), v, args, kwargs)
+	}), nil
+}
+
+// AttrNames lists the verbs and name.
+func (mv *machineValue) AttrNames() []string {
+	names := []string{"name"}
+	for n := range verbs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func hasAttr(name string) bool {
+	_, ok := verbs[name]
+	return ok || name == "name"
+}
+
+func unknownVerb(machine, name string) string {
+	msg := fmt.Sprintf("machine %s has no verb .%s", machine, name)
+	if s := closest(name, (&machineValue{}).AttrNames()); s != "" {
+		msg += fmt.Sprintf(" (did you mean .%s?)", s)
+	}
+	return msg
+}
+
+// closest returns the candidate nearest to name by edit distance, if it is
+// near enough to be a typo.
+func closest(name string, candidates []string) string {
+	best, bestD := "", len(name)/2+1
+	for _, c := range candidates {
+		if d := editDistance(name, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+// hostnameRE is the testbed's rule for machine names, checked here too so
+// that a bad name fails at load, before anything boots.
+var hostnameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// machineBuiltin is machine(name, memory=, cpus=, files=, modules=,
+// kernel_args=, boot_timeout=).
+func (r *runner) machineBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var (
+		name                string
+		memory, bootTimeout starlark.Value = starlark.None, starlark.None
+		cpus                int
+		files               *starlark.Dict
+		modules, kargs      starlark.Iterable
+	)
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs,
+		"name", &name, "memory?", &memory, "cpus?", &cpus, "files?", &files,
+		"modules?", &modules, "kernel_args?", &kargs, "boot_timeout?", &bootTimeout); err != nil {
+		return nil, err
+	}
+	if !hostnameRE.MatchString(name) {
+		return nil, fmt.Errorf("machine name %q: use lowercase letters, digits and inner dashes, as in a hostname", name)
+	}
+	if prev, dup := r.byName[name]; dup {
+		return nil, fmt.Errorf("machine %s declared twice (first at %s)", name, prev.decl.Pos)
+	}
+	var cfg shakedown.MachineConfig
+	var err error
+	if cfg.MemoryMiB, err = parseMemory(memory); err != nil {
+		return nil, fmt.Errorf("machine %s: memory: %w", name, err)
+	}
+	if cpus < 0 || cpus > 64 {
+		return nil, fmt.Errorf("machine %s: cpus=%d: want 1 to 64", name, cpus)
+	}
+	cfg.CPUs = cpus
+	if cfg.Files, err = r.parseFiles(files); err != nil {
+		return nil, fmt.Errorf("machine %s: files: %w", name, err)
+	}
+	if cfg.Modules, err = stringList(modules); err != nil {
+		return nil, fmt.Errorf("machine %s: modules: %w", name, err)
+	}
+	if cfg.KernelArgs, err = stringList(kargs); err != nil {
+		return nil, fmt.Errorf("machine %s: kernel_args: %w", name, err)
+	}
+	if cfg.BootTimeout, err = parseDuration(bootTimeout); err != nil {
+		return nil, fmt.Errorf("machine %s: boot_timeout: %w", name, err)
+	}
+	mv := &machineValue{r: r, decl: Declaration{Name: name, Config: cfg, Pos: thread.CallFrame(1).Pos}}
+	if err := r.declare(mv); err != nil {
+		return nil, err
+	}
+	return mv, nil
+}
+
+// parseMemory takes MiB as an int, or a string with a unit: "512M",
+// "512MiB", "2G", "2GiB".
+func parseMemory(v starlark.Value) (int, error) {
+	switch v := v.(type) {
+	case starlark.NoneType:
+		return 0, nil
+	case starlark.Int:
+		n, ok := v.Int64()
+		if !ok || n < 16 || n > 1<<20 {
+			return 0, fmt.Errorf("%v MiB: want 16 to %d", v, 1<<20)
+		}
+		return int(n), nil
+	case starlark.String:
+		s := strings.TrimSuffix(strings.TrimSuffix(string(v), "iB"), "B")
+		unit := 1
+		switch {
+		case strings.HasSuffix(s, "G"):
+			unit, s = 1024, strings.TrimSuffix(s, "G")
+		case strings.HasSuffix(s, "M"):
+			s = strings.TrimSuffix(s, "M")
+		default:
+			return 0, fmt.Errorf("%q: want a size such as \"512M\" or \"2G\", or an int of MiB", string(v))
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			return 0, fmt.Errorf("%q: want a size such as \"512M\" or \"2G\"", string(v))
+		}
+		return parseMemory(starlark.MakeInt(n * unit))
+	}
+	return 0, fmt.Errorf("got %s, want an int of MiB or a string such as \"1G\"", v.Type())
+}
+
+// parseFiles reads files={guest: host path or bytes}. A string is a host
+// file or directory, relative to the scenario's directory; bytes are the
+// content itself.
+func (r *runner) parseFiles(d *starlark.Dict) ([]shakedown.File, error) {
+	if d == nil {
+		return nil, nil
+	}
+	var files []shakedown.File
+	for _, item := range d.Items() {
+		guest, ok := starlark.AsString(item[0])
+		if !ok || !path.IsAbs(guest) {
+			return nil, fmt.Errorf("key %s: want an absolute guest path", item[0])
+		}
+		f := shakedown.File{Guest: guest}
+		switch v := item[1].(type) {
+		case starlark.String:
+			f.Host = r.sc.hostPath(string(v))
+			if _, err := os.Stat(f.Host); err != nil {
+				return nil, fmt.Errorf("%s: host file: %w", guest, err)
+			}
+		case starlark.Bytes:
+			f.Data = []byte(v)
+		default:
+			return nil, fmt.Errorf("%s: got %s, want a host path (string) or content (bytes, b\"...\")", guest, v.Type())
+		}
+		files = append(files, f)
+	}
+	return files, nil
+}
+
+// stringList reads a list or tuple of strings.
+func stringList(it starlark.Iterable) ([]string, error) {
+	if it == nil {
+		return nil, nil
+	}
+	var out []string
+	iter := it.Iterate()
+	defer iter.Done()
+	var v starlark.Value
+	for iter.Next(&v) {
+		s, ok := starlark.AsString(v)
+		if !ok {
+			return nil, fmt.Errorf("got %s in the list, want strings", v.Type())
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// parseDuration takes "30s"-style strings, or numbers of seconds; None is
+// zero, which means the default.
+func parseDuration(v starlark.Value) (time.Duration, error) {
+	var d time.Duration
+	switch v := v.(type) {
+	case starlark.NoneType:
+		return 0, nil
+	case starlark.String:
+		var err error
+		if d, err = time.ParseDuration(string(v)); err != nil {
+			return 0, fmt.Errorf("%q: want a duration such as \"30s\" or \"5m\"", string(v))
+		}
+	case starlark.Int:
+		n, ok := v.Int64()
+		if !ok {
+			return 0, fmt.Errorf("%v seconds: too large", v)
+		}
+		d = time.Duration(n) * time.Second
+	case starlark.Float:
+		d = time.Duration(float64(v) * float64(time.Second))
+	default:
+		return 0, fmt.Errorf("got %s, want a duration such as \"30s\" or a number of seconds", v.Type())
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("%v: want a positive duration", d)
+	}
+	return d, nil
+}
+
+// Describe summarises the declaration in one line: memory, CPUs, files,
+// modules and kernel arguments.
+func (d Declaration) Describe() string {
+	mem, cpus := d.Config.MemoryMiB, d.Config.CPUs
+	if mem == 0 {
+		mem = 512
+	}
+	if cpus == 0 {
+		cpus = 1
+	}
+	s := fmt.Sprintf("%d MiB, %d CPU", mem, cpus)
+	if len(d.Config.Files) > 0 {
+		s += fmt.Sprintf(", %d file(s)", len(d.Config.Files))
+	}
+	if len(d.Config.Modules) > 0 {
+		s += ", modules " + strings.Join(d.Config.Modules, " ")
+	}
+	if len(d.Config.KernelArgs) > 0 {
+		s += ", kernel args " + strings.Join(d.Config.KernelArgs, " ")
+	}
+	return s
+}

@@ -1,0 +1,277 @@
+package scenario
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.starlark.net/starlark"
+	"go.starlark.net/syntax"
+
+	"github.com/shakedown-dev/shakedown"
+)
+
+// RunOptions configure Scenario.Run. The zero value runs with the
+// testbed's defaults and prints nothing.
+type RunOptions struct {
+	// Testbed configures the scenario's testbed: deadline, artifacts
+	// parent directory, cache, accelerator, console streaming.
+	Testbed shakedown.Options
+	// Log receives the run's sections and the testbed's messages.
+	Log *Log
+	// KeepDir, if set, receives what copy_from_vm copies and screenshot
+	// saves. The testbed removes its own directory when a scenario
+	// passes; files in KeepDir stay.
+	KeepDir string
+}
+
+// mode is the pass a runner executes the program in.
+type mode int
+
+const (
+	// loading declares machines and stops at the first step.
+	loading mode = iota
+	// running makes the testbed at the first step and runs everything.
+	running
+)
+
+// runner executes a scenario's program once, in one mode.
+type runner struct {
+	sc          *Scenario
+	mode        mode
+	opts        RunOptions
+	log         *Log
+	t           *runT
+	thread      *starlark.Thread
+	predeclared starlark.StringDict
+	tb          *shakedown.Testbed
+	machines    []*machineValue
+	byName      map[string]*machineValue
+	steps       int
+	res         *Result
+	open        []int // indexes in res.Cases of the subtests running
+	recorded    bool  // the failure on its way up is recorded on a subtest
+}
+
+func newRunner(sc *Scenario, m mode, opts RunOptions) *runner {
+	r := &runner{sc: sc, mode: m, opts: opts, log: opts.Log,
+		byName: map[string]*machineValue{}, res: &Result{Path: sc.Path}}
+	r.t = &runT{name: strings.TrimSuffix(filepath.Base(sc.Path), ".star"), log: r.log}
+	r.predeclared = starlark.StringDict{
+		"machine":   starlark.NewBuiltin("machine", r.machineBuiltin),
+		"start_all": starlark.NewBuiltin("start_all", r.startAll),
+		"subtest":   starlark.NewBuiltin("subtest", r.subtest),
+		"log":       starlark.NewBuiltin("log", r.logBuiltin),
+	}
+	return r
+}
+
+func (r *runner) newThread() *starlark.Thread {
+	r.thread = &starlark.Thread{
+		Name: r.sc.Path,
+		Print: func(_ *starlark.Thread, msg string) {
+			if r.mode == running {
+				r.log.Printf("%s", msg)
+			}
+		},
+	}
+	return r.thread
+}
+
+// Run runs the scenario in a fresh testbed: the top level, then test() if
+// the file defines it. The testbed is made at the first step, so a
+// scenario that fails before any step boots nothing. Run returns when
+// every machine has stopped. A scenario that ran no step fails: passing
+// without having tested anything would be a lie.
+func (sc *Scenario) Run(opts RunOptions) *Result {
+	r := newRunner(sc, running, opts)
+	res := r.res
+	res.Started = time.Now()
+	res.Cases = []Case{{Name: TopLevel}}
+	end := r.log.Section("scenario: " + sc.Path)
+	err := r.exec()
+	if err == nil && r.steps == 0 {
+		err = &Error{Pos: syntax.MakePosition(&sc.Path, 1, 1),
+			Msg: "scenario ran no steps: nothing was tested (call machine verbs at the top level or in test())"}
+	}
+	if err != nil {
+		r.t.failed = true
+		e := asError(err)
+		res.Err = e
+		if !r.recorded {
+			res.Cases[0].Err = e
+		}
+		r.log.print(red, e.Error())
+	}
+	r.t.cleanup()
+	if r.tb != nil && r.t.failed {
+		res.OutputDir = r.tb.OutputDir()
+	}
+	res.Steps = r.steps
+	res.Duration = time.Since(res.Started)
+	res.Cases[0].Duration = res.Duration
+	end(res.Err)
+	return res
+}
+
+// exec runs the top level and test().
+func (r *runner) exec() error {
+	thread := r.newThread()
+	globals, err := r.sc.prog.Init(thread, r.predeclared)
+	if err != nil {
+		return err
+	}
+	fn, ok := globals["test"]
+	if !ok {
+		return nil
+	}
+	if err := checkTest(fn); err != nil {
+		return err
+	}
+	_, err = starlark.Call(thread, fn, nil, nil)
+	return err
+}
+
+// declare adds a machine; once the testbed exists it is declared there at
+// once.
+func (r *runner) declare(mv *machineValue) error {
+	r.machines = append(r.machines, mv)
+	r.byName[mv.decl.Name] = mv
+	if r.tb == nil {
+		return nil
+	}
+	if msg, failed := catch(func() { mv.m = r.tb.Machine(mv.decl.Name, mv.decl.Config) }); failed {
+		return errors.New(msg)
+	}
+	return nil
+}
+
+// testbed makes the testbed at the first step and declares the machines
+// known so far. It fails through Fatalf, inside the step that needed it.
+func (r *runner) testbed() *shakedown.Testbed {
+	if r.tb != nil {
+		return r.tb
+	}
+	tb := shakedown.New(r.t, r.opts.Testbed)
+	r.tb = tb
+	// Starlark code that loops without calling a verb still ends at the
+	// testbed's global deadline.
+	thread := r.thread
+	stop := context.AfterFunc(tb.Context(), func() {
+		thread.Cancel(context.Cause(tb.Context()).Error())
+	})
+	r.t.Cleanup(func() { stop() })
+	for _, mv := range r.machines {
+		mv.m = tb.Machine(mv.decl.Name, mv.decl.Config)
+	}
+	return tb
+}
+
+// step runs one step: a verb or start_all. In the load pass it stops the
+// program instead. A Fatalf inside becomes the error Starlark sees, named
+// after the builtin that issued it.
+func (r *runner) step(builtin, machine, title string, do func() starlark.Value) (v starlark.Value, err error) {
+	if r.mode == loading {
+		return nil, errStepsBegin
+	}
+	r.steps++
+	end := r.log.section(title, true)
+	defer func() { end(err) }()
+	msg, failed := catch(func() {
+		r.testbed()
+		v = do()
+	})
+	if failed {
+		return nil, &stepError{verb: builtin, msg: machineMsg(machine, msg)}
+	}
+	return v, nil
+}
+
+// verb runs a machine verb called from Starlark.
+func (r *runner) verb(thread *starlark.Thread, mv *machineValue, name string, v verbFunc, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	kwargs, tv := takeTimeout(kwargs)
+	timeout, err := parseDuration(tv)
+	if err != nil {
+		return nil, fmt.Errorf("%s: timeout: %w", name, err)
+	}
+	title, do, err := v(&verbCall{r: r, name: name, machine: mv.decl.Name, args: args, kwargs: kwargs})
+	if err != nil {
+		return nil, err
+	}
+	return r.step(name, mv.decl.Name, title, func() starlark.Value {
+		m := mv.m
+		if timeout > 0 {
+			m = m.WithTimeout(timeout)
+		}
+		return do(m)
+	})
+}
+
+// startAll is start_all(): boot every declared machine, in parallel.
+func (r *runner) startAll(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
+		return nil, err
+	}
+	return r.step(b.Name(), "", "start_all", func() starlark.Value {
+		r.testbed().StartAll()
+		return starlark.None
+	})
+}
+
+// subtest is subtest(name, fn): run fn() as a named, timed section and a
+// JUnit test case. Starlark has no `with`, so the NixOS driver's
+// `with subtest("x"):` block becomes a function. A failure inside ends the
+// scenario, as in the NixOS driver, and is recorded on this subtest.
+func (r *runner) subtest(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var name string
+	var fn starlark.Callable
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name, "fn", &fn); err != nil {
+		return nil, err
+	}
+	if name == "" {
+		return nil, fmt.Errorf("%s: empty name", b.Name())
+	}
+	if r.mode == loading {
+		return nil, errStepsBegin
+	}
+	full := name
+	if n := len(r.open); n > 0 {
+		full = r.res.Cases[r.open[n-1]].Name + "/" + name
+	}
+	i := len(r.res.Cases)
+	r.res.Cases = append(r.res.Cases, Case{Name: full})
+	r.open = append(r.open, i)
+	end := r.log.Section("subtest: " + name)
+	began := time.Now()
+	v, err := starlark.Call(thread, fn, nil, nil)
+	r.open = r.open[:len(r.open)-1]
+	r.res.Cases[i].Duration = time.Since(began)
+	if err != nil && !r.recorded {
+		r.res.Cases[i].Err = asError(err)
+		r.recorded = true
+	}
+	end(err)
+	return v, err
+}
+
+// logBuiltin is log(*args): print at the current depth, as print() does.
+func (r *runner) logBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if len(kwargs) > 0 {
+		return nil, fmt.Errorf("%s: unexpected keyword argument %s", b.Name(), kwargs[0][0])
+	}
+	parts := make([]string, len(args))
+	for i, a := range args {
+		if s, ok := starlark.AsString(a); ok {
+			parts[i] = s
+		} else {
+			parts[i] = a.String()
+		}
+	}
+	if r.mode == running {
+		r.log.Printf("%s", strings.Join(parts, " "))
+	}
+	return starlark.None, nil
+}

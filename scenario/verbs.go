@@ -1,0 +1,285 @@
+package scenario
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"go.starlark.net/starlark"
+
+	"github.com/shakedown-dev/shakedown"
+)
+
+// verbFunc unpacks a verb's arguments (timeout= already taken out) and
+// returns the step's title and what the step does. Unpacking runs in the
+// load pass too, so that wrong arguments to a top-level step fail before
+// anything boots.
+type verbFunc func(c *verbCall) (title string, do func(m *shakedown.Machine) starlark.Value, err error)
+
+// verbCall is one call of a verb from Starlark.
+type verbCall struct {
+	r       *runner
+	name    string // the builtin's name, "web.succeed"
+	machine string
+	args    starlark.Tuple
+	kwargs  []starlark.Tuple
+}
+
+func (c *verbCall) unpack(pairs ...any) error {
+	return starlark.UnpackArgs(c.name, c.args, c.kwargs, pairs...)
+}
+
+// title names a step in the log as the NixOS driver does: "web: succeed
+// "cmd"", with long arguments cut.
+func (c *verbCall) title(verb string, arg ...any) string {
+	t := c.machine + ": " + verb
+	for _, a := range arg {
+		s := fmt.Sprint(a)
+		if _, ok := a.(string); ok {
+			s = fmt.Sprintf("%q", a)
+		}
+		if len(s) > maxTitleArg {
+			s = s[:maxTitleArg] + "…"
+		}
+		t += " " + s
+	}
+	return t
+}
+
+// maxTitleArg keeps a step's log line on one screen line.
+const maxTitleArg = 100
+
+// verbs are the machine verbs by their Starlark (NixOS driver) names. Each
+// also takes timeout=, which bounds its waits and commands
+// (Machine.WithTimeout).
+var verbs = map[string]verbFunc{
+	"start":             power("start", (*shakedown.Machine).Start),
+	"shutdown":          power("shutdown", (*shakedown.Machine).Shutdown),
+	"crash":             power("crash", (*shakedown.Machine).Crash),
+	"reboot":            power("reboot", (*shakedown.Machine).Reboot),
+	"wait_for_shutdown": power("wait_for_shutdown", (*shakedown.Machine).WaitForShutdown),
+
+	"execute": func(c *verbCall) (string, func(*shakedown.Machine) starlark.Value, error) {
+		var cmd string
+		if err := c.unpack("cmd", &cmd); err != nil {
+			return "", nil, err
+		}
+		return c.title("execute", cmd), func(m *shakedown.Machine) starlark.Value {
+			status, out := m.Execute(cmd)
+			return starlark.Tuple{starlark.MakeInt(status), starlark.String(out)}
+		}, nil
+	},
+	"succeed":             commands("succeed", (*shakedown.Machine).Succeed),
+	"fail":                commands("fail", (*shakedown.Machine).Fail),
+	"wait_until_succeeds": command("wait_until_succeeds", (*shakedown.Machine).WaitUntilSucceeds),
+	"wait_until_fails":    command("wait_until_fails", (*shakedown.Machine).WaitUntilFails),
+
+	"wait_for_file": func(c *verbCall) (string, func(*shakedown.Machine) starlark.Value, error) {
+		var p string
+		if err := c.unpack("path", &p); err != nil {
+			return "", nil, err
+		}
+		return c.title("wait_for_file", p), func(m *shakedown.Machine) starlark.Value {
+			m.WaitForFile(p)
+			return starlark.None
+		}, nil
+	},
+	"wait_for_open_port":   port("wait_for_open_port", (*shakedown.Machine).WaitForOpenPort),
+	"wait_for_closed_port": port("wait_for_closed_port", (*shakedown.Machine).WaitForClosedPort),
+	"wait_for_open_unix_socket": func(c *verbCall) (string, func(*shakedown.Machine) starlark.Value, error) {
+		var p string
+		if err := c.unpack("path", &p); err != nil {
+			return "", nil, err
+		}
+		return c.title("wait_for_open_unix_socket", p), func(m *shakedown.Machine) starlark.Value {
+			m.WaitForOpenUnixSocket(p)
+			return starlark.None
+		}, nil
+	},
+	"wait_for_console_text": func(c *verbCall) (string, func(*shakedown.Machine) starlark.Value, error) {
+		var pattern string
+		if err := c.unpack("regex", &pattern); err != nil {
+			return "", nil, err
+		}
+		if _, err := regexp.Compile(pattern); err != nil {
+			return "", nil, fmt.Errorf("%s: %w", c.name, err)
+		}
+		return c.title("wait_for_console_text", pattern), func(m *shakedown.Machine) starlark.Value {
+			return starlark.String(m.WaitForConsoleText(pattern))
+		}, nil
+	},
+
+	"copy_from_host": func(c *verbCall) (string, func(*shakedown.Machine) starlark.Value, error) {
+		var src, dst string
+		if err := c.unpack("src", &src, "dst", &dst); err != nil {
+			return "", nil, err
+		}
+		if !path.IsAbs(dst) {
+			return "", nil, fmt.Errorf("%s: dst %q: want an absolute guest path", c.name, dst)
+		}
+		host := c.r.sc.hostPath(src)
+		return c.title("copy_from_host", src, dst), func(m *shakedown.Machine) starlark.Value {
+			m.CopyTo(host, dst)
+			return starlark.None
+		}, nil
+	},
+	"copy_from_vm": func(c *verbCall) (string, func(*shakedown.Machine) starlark.Value, error) {
+		var src, dst string
+		if err := c.unpack("src", &src, "dst?", &dst); err != nil {
+			return "", nil, err
+		}
+		if dst != "" && !filepath.IsLocal(dst) {
+			return "", nil, fmt.Errorf("%s: dst %q: want a directory inside the artifacts directory", c.name, dst)
+		}
+		// As in the NixOS driver, dst is a directory under the run's
+		// output; the copy keeps the guest file's name.
+		rel := filepath.Join(dst, path.Base(src))
+		keep := c.r.opts.KeepDir
+		return c.title("copy_from_vm", src), func(m *shakedown.Machine) starlark.Value {
+			host := rel
+			if keep != "" {
+				host = filepath.Join(keep, rel)
+			}
+			return starlark.String(m.CopyFrom(src, host))
+		}, nil
+	},
+	"screenshot": func(c *verbCall) (string, func(*shakedown.Machine) starlark.Value, error) {
+		var name string
+		if err := c.unpack("name", &name); err != nil {
+			return "", nil, err
+		}
+		keep := c.r.opts.KeepDir
+		return c.title("screenshot", name), func(m *shakedown.Machine) starlark.Value {
+			p := m.Screenshot(name)
+			if keep == "" {
+				return starlark.String(p)
+			}
+			kept, err := keepCopy(p, keep)
+			if err != nil {
+				c.r.t.Fatalf("%s: keep screenshot: %v", c.machine, err)
+			}
+			return starlark.String(kept)
+		}, nil
+	},
+}
+
+// power makes a verb without arguments.
+func power(verb string, f func(*shakedown.Machine)) verbFunc {
+	return func(c *verbCall) (string, func(*shakedown.Machine) starlark.Value, error) {
+		if err := c.unpack(); err != nil {
+			return "", nil, err
+		}
+		return c.title(verb), func(m *shakedown.Machine) starlark.Value {
+			f(m)
+			return starlark.None
+		}, nil
+	}
+}
+
+// command makes a verb of one shell command that returns its output.
+func command(verb string, f func(*shakedown.Machine, string) string) verbFunc {
+	return func(c *verbCall) (string, func(*shakedown.Machine) starlark.Value, error) {
+		var cmd string
+		if err := c.unpack("cmd", &cmd); err != nil {
+			return "", nil, err
+		}
+		return c.title(verb, cmd), func(m *shakedown.Machine) starlark.Value {
+			return starlark.String(f(m, cmd))
+		}, nil
+	}
+}
+
+// commands makes a verb of one or more shell commands, run in turn, that
+// returns their outputs joined, as the NixOS driver's succeed(*commands).
+func commands(verb string, f func(*shakedown.Machine, string) string) verbFunc {
+	return func(c *verbCall) (string, func(*shakedown.Machine) starlark.Value, error) {
+		if len(c.kwargs) > 0 {
+			return "", nil, fmt.Errorf("%s: unexpected keyword argument %s", c.name, c.kwargs[0][0])
+		}
+		if len(c.args) == 0 {
+			return "", nil, fmt.Errorf("%s: missing argument for cmd", c.name)
+		}
+		cmds := make([]string, len(c.args))
+		for i, a := range c.args {
+			s, ok := a.(starlark.String)
+			if !ok {
+				return "", nil, fmt.Errorf("%s: for parameter %d: got %s, want string", c.name, i+1, a.Type())
+			}
+			cmds[i] = string(s)
+		}
+		return c.title(verb, strings.Join(cmds, "; ")), func(m *shakedown.Machine) starlark.Value {
+			var out strings.Builder
+			for _, cmd := range cmds {
+				out.WriteString(f(m, cmd))
+			}
+			return starlark.String(out.String())
+		}, nil
+	}
+}
+
+// port makes a verb of a TCP port and an optional address in the guest.
+func port(verb string, f func(*shakedown.Machine, int, ...string)) verbFunc {
+	return func(c *verbCall) (string, func(*shakedown.Machine) starlark.Value, error) {
+		var p int
+		var addr starlark.Value = starlark.None
+		if err := c.unpack("port", &p, "addr?", &addr); err != nil {
+			return "", nil, err
+		}
+		if p < 1 || p > 65535 {
+			return "", nil, fmt.Errorf("%s: port %d: want 1 to 65535", c.name, p)
+		}
+		var addrs []string
+		switch a := addr.(type) {
+		case starlark.NoneType:
+		case starlark.String:
+			addrs = append(addrs, string(a))
+		default:
+			return "", nil, fmt.Errorf("%s: for parameter addr: got %s, want string or None", c.name, addr.Type())
+		}
+		args := []any{p}
+		for _, a := range addrs {
+			args = append(args, a)
+		}
+		return c.title(verb, args...), func(m *shakedown.Machine) starlark.Value {
+			f(m, p, addrs...)
+			return starlark.None
+		}, nil
+	}
+}
+
+// takeTimeout removes timeout= from a verb's keyword arguments.
+func takeTimeout(kwargs []starlark.Tuple) ([]starlark.Tuple, starlark.Value) {
+	for i, kv := range kwargs {
+		if k, _ := starlark.AsString(kv[0]); k == "timeout" {
+			rest := append(append([]starlark.Tuple(nil), kwargs[:i]...), kwargs[i+1:]...)
+			return rest, kv[1]
+		}
+	}
+	return kwargs, starlark.None
+}
+
+// keepCopy copies an artifact into dir, where it survives a passing run.
+func keepCopy(src, dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	dst := filepath.Join(dir, filepath.Base(src))
+	in, err := os.Open(src)
+	if err != nil {
+		return "", err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return "", err
+	}
+	return dst, out.Close()
+}
