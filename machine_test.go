@@ -1,7 +1,9 @@
 package shakedown_test
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -159,6 +161,19 @@ func TestVerbs(t *testing.T) {
 		msg, _ := expectFatal(t, func() { m.WithTimeout(time.Second).WaitForOpenPort(8081) })
 		if !strings.Contains(msg, "127.0.0.1:8081") || !strings.Contains(msg, "refused") {
 			t.Errorf("got %q, want the port and the last refusal", msg)
+		}
+		m.Succeed("nc -ll -p 8080 -e cat >/dev/null 2>&1 &")
+		m.WaitForOpenPort(8080)
+		conn, err := net.Dial("tcp", m.ForwardPort(8080))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintln(conn, "echo through the forward")
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		line, err := bufio.NewReader(conn).ReadString('\n')
+		conn.Close()
+		if line != "echo through the forward\n" {
+			t.Errorf("got %q %v through ForwardPort, want the echo", line, err)
 		}
 		m.Succeed("unixlisten /run/test.sock >/dev/null 2>&1 &")
 		m.WaitForOpenUnixSocket("/run/test.sock")

@@ -119,6 +119,15 @@ type Testbed struct {
 	mu       sync.Mutex
 	machines map[string]*machine
 	closed   bool
+	closers  []func()
+}
+
+// onClose registers f to run when the testbed ends, before its machines
+// stop, e.g. to close a port forward's listener.
+func (tb *Testbed) onClose(f func()) {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	tb.closers = append(tb.closers, f)
 }
 
 // New returns a testbed for t. It fails the test if the testbed cannot be
@@ -286,6 +295,13 @@ func (tb *Testbed) logf(format string, args ...any) {
 // cleanup stops every machine and settles the artifacts: kept and named
 // when the test failed, removed when it passed.
 func (tb *Testbed) cleanup() {
+	tb.mu.Lock()
+	closers := tb.closers
+	tb.closers = nil
+	tb.mu.Unlock()
+	for i := len(closers) - 1; i >= 0; i-- {
+		closers[i]()
+	}
 	tb.stopAll()
 	failed := tb.t.Failed()
 	if failed {
