@@ -126,6 +126,9 @@ func (tb *Testbed) bootFiles(ctx context.Context, cfg MachineConfig) (bootFiles,
 	if modulesDir != "" {
 		spec.ModulesDir = modulesDir
 		spec.Modules = append(append([]string(nil), baseModules...), cfg.Modules...)
+		if len(cfg.Networks) > 0 {
+			spec.Modules = append(spec.Modules, "virtio_net")
+		}
 	} else if len(cfg.Modules) > 0 {
 		return bf, fmt.Errorf("modules %v wanted but the kernel has no modules directory: set MachineConfig.ModulesDir", cfg.Modules)
 	}

@@ -43,6 +43,13 @@ type MachineConfig struct {
 	Initrd string
 	// BootTimeout bounds each boot; 0 means DefaultBootTimeout.
 	BootTimeout time.Duration
+	// Networks are the networks the machine joins, declared before with
+	// Testbed.Network; the guest sees them as eth0, eth1, ... in this
+	// order, with addresses by the numbering scheme.
+	Networks []string
+	// ManualAddresses leaves the interfaces without addresses (up, but
+	// unconfigured), for routers and DHCP clients that set their own.
+	ManualAddresses bool
 }
 
 // File places content in a machine's image at an absolute guest path:
@@ -79,10 +86,22 @@ type machine struct {
 	run      context.Context // ends when this boot's QEMU exits
 	expected bool            // the exit in progress was asked for
 	boots    int
-	wg       sync.WaitGroup // the console and watcher goroutines of the running boot
+	wg       sync.WaitGroup  // the console and watcher goroutines of the running boot
+	nics     []nic           // the running boot's network interfaces
+	blocked  map[string]bool // networks whose link Block cut
 }
 
 func newMachine(tb *Testbed, name string, cfg MachineConfig) (*machine, error) {
+	seen := map[string]bool{}
+	for _, n := range cfg.Networks {
+		if tb.networks[n] == nil {
+			return nil, fmt.Errorf("machine %s: network %q is not declared: call tb.Network(%q, ...) before the machine", name, n, n)
+		}
+		if seen[n] {
+			return nil, fmt.Errorf("machine %s: network %q listed twice", name, n)
+		}
+		seen[n] = true
+	}
 	for _, f := range cfg.Files {
 		if f.Host != "" {
 			if _, err := os.Stat(f.Host); err != nil {
@@ -189,23 +208,41 @@ func (m *machine) boot() error {
 		return fmt.Errorf("start %s: %w", m.name, err)
 	}
 	prepared := time.Since(began)
+	nics, netArgs, netFiles, netParam, err := m.plug()
+	if err != nil {
+		return fmt.Errorf("start %s: %w", m.name, err)
+	}
+	cmdline := m.cmdline()
+	if netParam != "" {
+		cmdline += " " + netParam
+	}
 	m.console.Boot()
 	proc, err := qemu.Start(ctx, qemu.Config{
-		Name:      m.name,
-		Accel:     m.tb.accel,
-		MemoryMiB: m.cfg.MemoryMiB,
-		CPUs:      m.cfg.CPUs,
-		Kernel:    bf.kernel,
-		Initrd:    bf.initrd,
-		Append:    m.cmdline(),
-		Display:   true,
+		Name:       m.name,
+		Accel:      m.tb.accel,
+		MemoryMiB:  m.cfg.MemoryMiB,
+		CPUs:       m.cfg.CPUs,
+		Kernel:     bf.kernel,
+		Initrd:     bf.initrd,
+		Append:     cmdline,
+		Display:    true,
+		Extra:      netArgs,
+		ExtraFiles: netFiles,
 	})
+	// QEMU holds its own copies now; ours would keep a port alive after
+	// QEMU exits.
+	for _, f := range netFiles {
+		f.Close()
+	}
 	if err != nil {
+		for _, c := range nics {
+			c.port.Close()
+		}
 		return fmt.Errorf("start %s: %w", m.name, err)
 	}
 	run, stop := context.WithCancelCause(ctx)
 	m.mu.Lock()
-	m.proc, m.agent, m.run, m.expected = proc, nil, run, false
+	m.proc, m.agent, m.run, m.expected, m.nics = proc, nil, run, false, nics
 	m.boots++
 	m.mu.Unlock()
 	if m.boots == 1 {
@@ -261,8 +298,31 @@ func (m *machine) boot() error {
 	m.mu.Lock()
 	m.agent = client
 	m.mu.Unlock()
+	m.attach(nics)
+	if len(m.tb.allNetworks()) > 0 {
+		if err := writeGuestFile(client, "/etc/hosts", m.tb.hostsFile()); err != nil {
+			m.kill()
+			return fmt.Errorf("start %s: write /etc/hosts: %w", m.name, err)
+		}
+	}
 	m.tb.logf("%s: up in %.2fs (%s; image ready in %.2fs)", m.name, time.Since(began).Seconds(), m.tb.accel, prepared.Seconds())
 	return nil
+}
+
+func writeGuestFile(c *agentclient.Client, path string, data []byte) error {
+	sc, err := c.SFTP()
+	if err != nil {
+		return err
+	}
+	f, err := sc.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func dialAgent(ctx context.Context, proc *qemu.Process) (*agentclient.Client, error) {

@@ -120,6 +120,8 @@ type Testbed struct {
 	machines map[string]*machine
 	closed   bool
 	closers  []func()
+	networks map[string]*Network
+	numbers  map[string]map[string]int // kind -> name -> number, fixed at first use
 }
 
 // onClose registers f to run when the testbed ends, before its machines
@@ -303,6 +305,9 @@ func (tb *Testbed) cleanup() {
 		closers[i]()
 	}
 	tb.stopAll()
+	for _, n := range tb.allNetworks() {
+		n.close()
+	}
 	failed := tb.t.Failed()
 	if failed {
 		for _, m := range tb.Machines() {

@@ -62,6 +62,9 @@ func InitSystem() error {
 	if err := linkUp("lo"); err != nil {
 		errs = append(errs, fmt.Errorf("loopback: %w", err))
 	}
+	if err := ConfigureNetwork(); err != nil {
+		errs = append(errs, fmt.Errorf("network: %w", err))
+	}
 	return errors.Join(errs...)
 }
 
