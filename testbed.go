@@ -101,6 +101,9 @@ type Options struct {
 	// QuietConsole stops streaming console lines into the test log; they
 	// still go to the console log files.
 	QuietConsole bool
+	// KeepOutput keeps the artifacts directory when the test passes too
+	// (it is always kept when the test fails).
+	KeepOutput bool
 }
 
 // Testbed owns a test's machines, its artifacts directory and its global
@@ -284,6 +287,20 @@ func (tb *Testbed) startAll() error {
 	return errors.Join(errs...)
 }
 
+// Subtest runs f as a named, timed section of the test, as the NixOS
+// driver's `with subtest(...)`: the log shows where it starts and how long
+// it took. A verb failing inside fails the whole test, as there; use t.Run
+// with Machine.WithT for Go subtests that fail on their own.
+func (tb *Testbed) Subtest(name string, f func()) {
+	tb.t.Helper()
+	began := time.Now()
+	tb.logf("subtest: %s", name)
+	defer func() {
+		tb.logf("(finished: subtest: %s, in %.2f s)", name, time.Since(began).Seconds())
+	}()
+	f()
+}
+
 // logf writes one line to the test log.
 func (tb *Testbed) logf(format string, args ...any) {
 	tb.mu.Lock()
@@ -322,7 +339,7 @@ func (tb *Testbed) cleanup() {
 	}
 	tb.mu.Unlock()
 	tb.cancel(errors.New("testbed ended"))
-	tb.release(!failed)
+	tb.release(!failed && !tb.opts.KeepOutput)
 	live.remove(tb)
 }
 
