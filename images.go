@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/shakedown-dev/shakedown/image/cache"
+	"github.com/shakedown-dev/shakedown/image/busybox"
 	"github.com/shakedown-dev/shakedown/image/deb"
 	"github.com/shakedown-dev/shakedown/image/initramfs"
 	"github.com/shakedown-dev/shakedown/image/kernel"
@@ -17,9 +17,6 @@ import (
 // baseModules are what every initramfs machine loads: PCI virtio, the
 // serial port the agent speaks on, and the entropy source.
 var baseModules = []string{"virtio_pci", "virtio_console", "virtio_rng"}
-
-// busyboxPackage provides the guest's shell and tools.
-const busyboxPackage = "busybox-static"
 
 // bootFiles are what QEMU boots: a kernel and an initramfs.
 type bootFiles struct {
@@ -58,7 +55,7 @@ func (tb *Testbed) busybox(ctx context.Context) (string, error) {
 	if p := shared.busybox[tb.cache.Root]; p != "" {
 		return p, nil
 	}
-	p, err := fetchBusybox(ctx, tb.cache)
+	p, err := busybox.Fetch(ctx, tb.cache, deb.Apt{})
 	if err != nil {
 		return "", err
 	}
@@ -66,24 +63,6 @@ func (tb *Testbed) busybox(ctx context.Context) (string, error) {
 		shared.busybox = map[string]string{}
 	}
 	shared.busybox[tb.cache.Root] = p
-	return p, nil
-}
-
-func fetchBusybox(ctx context.Context, c *cache.Cache) (string, error) {
-	pkg, debPath, err := deb.Fetch(ctx, c, deb.Apt{}, busyboxPackage)
-	if err != nil {
-		return "", fmt.Errorf("busybox: %w", err)
-	}
-	dir, err := c.Dir("busybox", pkg.SHA256, func(tmp string) error {
-		return deb.Extract(debPath, tmp, func(p string) bool { return p == "bin/busybox" })
-	})
-	if err != nil {
-		return "", fmt.Errorf("busybox: %w", err)
-	}
-	p := filepath.Join(dir, "bin", "busybox")
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("busybox: %s has no bin/busybox: %w", pkg, err)
-	}
 	return p, nil
 }
 

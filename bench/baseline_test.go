@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shakedown-dev/shakedown/image/cache"
-	"github.com/shakedown-dev/shakedown/image/deb"
 	"github.com/shakedown-dev/shakedown/internal/testenv"
 )
 
@@ -40,28 +38,6 @@ func needTool(b testing.TB, name, pkg string) {
 		b.Fatalf("%s; CI=true, so this fails instead of skipping", msg)
 	}
 	b.Skip(msg)
-}
-
-// fetchBusybox returns the busybox binary that shakedown's initramfs uses:
-// bin/busybox of busyboxPackage, in the same cache entry (kind "busybox",
-// key the .deb's SHA-256) that the root package fills, so a run after a
-// shakedown boot finds it there.
-func fetchBusybox(ctx context.Context, c *cache.Cache) (string, error) {
-	pkg, debPath, err := deb.Fetch(ctx, c, deb.Apt{}, busyboxPackage)
-	if err != nil {
-		return "", fmt.Errorf("busybox: %w", err)
-	}
-	dir, err := c.Dir("busybox", pkg.SHA256, func(tmp string) error {
-		return deb.Extract(debPath, tmp, func(p string) bool { return p == "bin/busybox" })
-	})
-	if err != nil {
-		return "", fmt.Errorf("busybox: %w", err)
-	}
-	p := filepath.Join(dir, "bin", "busybox")
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("busybox: %s has no bin/busybox: %w", pkg, err)
-	}
-	return p, nil
 }
 
 // tcgShim is a qemu-system-x86_64 that runs the real one (%s) with

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shakedown-dev/shakedown"
+	"github.com/shakedown-dev/shakedown/image/busybox"
 	"github.com/shakedown-dev/shakedown/image/cache"
 	"github.com/shakedown-dev/shakedown/image/deb"
 	"github.com/shakedown-dev/shakedown/image/kernel"
@@ -43,11 +44,6 @@ const (
 	// message and its QEMU killed, not with go test's panic.
 	baselineTimeout = 5 * time.Minute
 )
-
-// busyboxPackage is the Debian package whose bin/busybox shakedown's
-// initramfs uses (see the root package's images.go); the baseline gets the
-// same binary.
-const busyboxPackage = "busybox-static"
 
 // baselineScript is the shell-backdoor baseline, relative to this
 // package's directory: the repository's parent holds shared/.
@@ -174,7 +170,7 @@ func BenchmarkBaselineShellBackdoor(b *testing.B) {
 	if err != nil {
 		b.Fatalf("%v", err)
 	}
-	bb, err := fetchBusybox(ctx, c)
+	bb, err := busybox.Fetch(ctx, c, deb.Apt{})
 	if err != nil {
 		b.Fatalf("%v", err)
 	}
