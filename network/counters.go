@@ -7,7 +7,10 @@ import "sync/atomic"
 // handed to the port's peer; a frame counted in Rx and dropped shows in
 // Drops under its reason.
 type Counters struct {
+	// RxFrames and RxBytes count what the switch received from the port.
 	RxFrames, RxBytes uint64
+	// TxFrames and TxBytes count what reached the port's peer: written
+	// to QEMU's socket, or returned by ReadFrame.
 	TxFrames, TxBytes uint64
 	// Drops are the frames this port lost, by reason: on the way in for
 	// Malformed, Oversize, BadLength and Truncated, on either way for the
@@ -73,13 +76,13 @@ const (
 
 // portCounters are updated from every goroutine that forwards a frame.
 type portCounters struct {
-	rxFrames, rxBytes   atomic.Uint64
-	txFrames, txBytes   atomic.Uint64
-	drops               [numDropReasons]atomic.Uint64
-	duplicated          atomic.Uint64
-	corrupted           atomic.Uint64
-	reordered           atomic.Uint64
-	disconnects         atomic.Uint64
+	rxFrames, rxBytes atomic.Uint64
+	txFrames, txBytes atomic.Uint64
+	drops             [numDropReasons]atomic.Uint64
+	duplicated        atomic.Uint64
+	corrupted         atomic.Uint64
+	reordered         atomic.Uint64
+	disconnects       atomic.Uint64
 }
 
 func (c *portCounters) drop(r dropReason) { c.drops[r].Add(1) }

@@ -129,12 +129,6 @@ func vlanTags(frame []byte) int {
 	return n
 }
 
-// maxFrameLen is the longest frame the MTU admits: the header, the payload
-// and room for up to maxTags VLAN tags that the frame carries.
-func maxFrameLen(frame []byte, mtu int) int {
-	return headerLen + mtu + tagLen*min(vlanTags(frame), maxTags)
-}
-
 // isGroup reports whether a MAC address is a broadcast or multicast one
 // (the I/G bit).
 func isGroup(mac []byte) bool { return mac[0]&1 != 0 }

@@ -31,8 +31,9 @@ type Impairment struct {
 	// LossPercent of the frames (0 to 100) are dropped.
 	LossPercent float64
 	// CorruptPercent of the frames get one random bit flipped. The flip
-	// falls after the Ethernet header, so that the frame still reaches its
-	// destination and the receiver's checksums are what is tested.
+	// falls after the Ethernet header and any VLAN tags, so that the frame
+	// still reaches its destination and the receiver's checksums are what
+	// is tested.
 	CorruptPercent float64
 	// DuplicatePercent of the frames are delivered twice; the copy
 	// leaves right after its original.
@@ -157,9 +158,9 @@ type verdict struct {
 	flip      int // bit to flip, or -1
 }
 
-// judge decides the fate of a frame of size bytes reaching the stage at
-// time arrive.
-func (st *stage) judge(size int, arrive int64) verdict {
+// judge decides the fate of a frame of size bytes, hdr of them headers,
+// reaching the stage at time arrive.
+func (st *stage) judge(size, hdr int, arrive int64) verdict {
 	imp := &st.imp
 	v := verdict{at: arrive, flip: -1}
 	st.mu.Lock()
@@ -168,8 +169,8 @@ func (st *stage) judge(size int, arrive int64) verdict {
 		return verdict{drop: true, reason: dropLoss}
 	}
 	if imp.CorruptPercent > 0 && st.rng.Float64()*100 < imp.CorruptPercent && size > 0 {
-		if size > headerLen {
-			v.flip = headerLen*8 + st.rng.IntN((size-headerLen)*8)
+		if size > hdr {
+			v.flip = hdr*8 + st.rng.IntN((size-hdr)*8)
 		} else {
 			v.flip = st.rng.IntN(size * 8)
 		}

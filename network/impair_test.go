@@ -277,10 +277,10 @@ func TestDelay(t *testing.T) {
 
 func TestRateLimit(t *testing.T) {
 	const (
-		rate   = 8_000_000 // bit/s
-		size   = 1000      // bytes: 1 ms a frame at rate
-		period = 5 * time.Millisecond
-		burst  = 10 // frames a period: twice the rate
+		rate    = 8_000_000 // bit/s
+		size    = 1000      // bytes: 1 ms a frame at rate
+		period  = 5 * time.Millisecond
+		burst   = 10 // frames a period: twice the rate
 		sendFor = 600 * time.Millisecond
 	)
 	s, a, b := learned(t, 0)
@@ -367,4 +367,18 @@ func TestImpairmentStacking(t *testing.T) {
 		t.Fatal(err)
 	}
 	within(t, "delivered through three 20% stages", float64(len(sendAll(t, a, b, n, 60)))/n, 0.8*0.8*0.8, 0.04)
+}
+
+// TestCorruptSparesHeaders checks that a flip never lands in the Ethernet
+// header or a VLAN tag, which would send the frame elsewhere.
+func TestCorruptSparesHeaders(t *testing.T) {
+	st := newStage(Impairment{CorruptPercent: 100}, 0, stageOut, 0, 1, 1522)
+	for _, hdr := range []int{headerLen, headerLen + tagLen, headerLen + 2*tagLen} {
+		for range 10000 {
+			v := st.judge(64, hdr, 0)
+			if v.flip < hdr*8 || v.flip >= 64*8 {
+				t.Fatalf("headers of %d bytes: flip at bit %d", hdr, v.flip)
+			}
+		}
+	}
 }

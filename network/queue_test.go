@@ -13,7 +13,7 @@ func TestEgressQueueOrder(t *testing.T) {
 			t.Fatalf("push %s: got %d, want pushed", name, r)
 		}
 	}
-	push("a", 0, 10)   // at once
+	push("a", 0, 10) // at once
 	push("late", 50, 11)
 	push("b", 0, 12)
 	push("soon", 20, 13)

@@ -60,8 +60,8 @@ type Config struct {
 	// Capture, if not nil, receives a pcap file of every frame that enters
 	// the switch, as it entered: before any drop or impairment, so it shows
 	// what the machines sent, malformed frames included. The switch buffers
-	// it, flushes it every captureFlushEvery and on Close, and never closes
-	// it: the caller does, after Close.
+	// it, flushes it every 200 ms and on Close, and never closes it: the
+	// caller does, after Close.
 	Capture io.Writer
 	// Logf, if not nil, receives a line for each port that goes away other
 	// than by Close, and for a capture that fails.
@@ -454,6 +454,7 @@ func (st *state) partitioned(a, b PortID) bool {
 type pending struct {
 	data   []byte
 	shared bool
+	hdr    int   // bytes of Ethernet header and VLAN tags
 	arrive int64 // when it entered the switch
 	at     int64 // when it may leave
 	flips  [3]int32
@@ -473,7 +474,8 @@ func (s *Switch) ingress(p *portCore, frame []byte) {
 		p.c.drop(dropMalformed)
 		return
 	}
-	if len(frame) > maxFrameLen(frame, s.mtu) {
+	tags := vlanTags(frame)
+	if len(frame) > headerLen+s.mtu+tagLen*min(tags, maxTags) {
 		p.c.drop(dropOversize)
 		return
 	}
@@ -501,10 +503,12 @@ func (s *Switch) ingress(p *portCore, frame []byte) {
 		}
 	}
 	now := int64(wall.Sub(s.epoch))
-	f := pending{data: slices.Clone(frame), shared: dst == nil, arrive: now, at: now}
+	// A frame flooded to more than one port is shared by their queues.
+	shared := dst == nil && len(st.list) > 2
+	f := pending{data: slices.Clone(frame), shared: shared, hdr: headerLen + tagLen*tags, arrive: now, at: now}
 	copies := 1
 	if in := p.in.Load(); in != nil {
-		v := in.judge(len(frame), now)
+		v := in.judge(len(frame), f.hdr, now)
 		if v.drop {
 			p.c.drop(v.reason)
 			return
@@ -573,7 +577,7 @@ func (s *Switch) pass(dst *portCore, f pending, stages []*stage) {
 		s.enqueue(dst, f)
 		return
 	}
-	v := stages[0].judge(len(f.data), f.at)
+	v := stages[0].judge(len(f.data), f.hdr, f.at)
 	if v.drop {
 		dst.c.drop(v.reason)
 		return
