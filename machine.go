@@ -28,6 +28,13 @@ type MachineConfig struct {
 	CPUs int
 	// Files are host files, directories or bytes placed in the image.
 	Files []File
+	// Packages are Debian packages (names, or name=version) whose files
+	// go into the initramfs with their dependencies and the shared
+	// libraries of every program among them, fetched through the host's
+	// apt and verified by SHA-256 (see package image/pkgset for what
+	// exactly goes in). The versions used are recorded in a lock file
+	// next to the cached image; BuildImage builds from a lock.
+	Packages []string
 	// Modules are kernel modules to load at boot besides the virtio
 	// drivers, with their dependencies (e.g. "overlay").
 	Modules []string
@@ -50,6 +57,16 @@ type MachineConfig struct {
 	// ManualAddresses leaves the interfaces without addresses (up, but
 	// unconfigured), for routers and DHCP clients that set their own.
 	ManualAddresses bool
+	// QEMUArgs are appended to QEMU's command line. Advanced: for what the
+	// configuration has no field for (e.g. a NIC on another switch,
+	// -netdev vde), at the risk of clashing with shakedown's own devices.
+	QEMUArgs []string
+	// Services are supervised by the agent of an initramfs machine (see
+	// Service; WaitForUnit, UnitState, Systemctl).
+	Services []Service
+	// Disks are extra virtio disks, /dev/vda, /dev/vdb, ... in this order
+	// (see Disk); their contents survive Reboot.
+	Disks []Disk
 }
 
 // File places content in a machine's image at an absolute guest path:
@@ -108,6 +125,9 @@ func newMachine(tb *Testbed, name string, cfg MachineConfig) (*machine, error) {
 				return nil, fmt.Errorf("machine %s: file for %s: %w", name, f.Guest, err)
 			}
 		}
+	}
+	if err := errors.Join(checkServices(cfg), checkDisks(cfg.Disks)); err != nil {
+		return nil, fmt.Errorf("machine %s: %w", name, err)
 	}
 	lf, err := os.Create(filepath.Join(tb.dir, name+".console.log"))
 	if err != nil {
@@ -208,6 +228,10 @@ func (m *machine) boot() error {
 		return fmt.Errorf("start %s: %w", m.name, err)
 	}
 	prepared := time.Since(began)
+	disks, err := m.prepareDisks()
+	if err != nil {
+		return fmt.Errorf("start %s: %w", m.name, err)
+	}
 	nics, netArgs, netFiles, netParam, err := m.plug()
 	if err != nil {
 		return fmt.Errorf("start %s: %w", m.name, err)
@@ -226,7 +250,7 @@ func (m *machine) boot() error {
 		Initrd:     bf.initrd,
 		Append:     cmdline,
 		Display:    true,
-		Extra:      netArgs,
+		Extra:      append(append(diskArgs(disks), netArgs...), m.cfg.QEMUArgs...),
 		ExtraFiles: netFiles,
 	})
 	// QEMU holds its own copies now; ours would keep a port alive after

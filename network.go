@@ -46,6 +46,9 @@ type Network struct {
 	link   map[*machine]Impairment    // per machine, in both directions
 	pair   map[[2]*machine]Impairment // per ordered pair
 	groups [][]*machine               // the partition, nil when healed
+
+	hostsMu sync.Mutex
+	hosts   map[int]*hostEndpoint // host endpoints by host number (endpoint.go)
 }
 
 // Network declares a network; name must be unique. Calling it again with

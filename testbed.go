@@ -187,6 +187,7 @@ func newTestbed(t T, opts Options) (*Testbed, error) {
 	logOnce("accel", func() { t.Logf("shakedown: %s", why) })
 	live.add(tb)
 	t.Cleanup(tb.cleanup)
+	startControl(tb)
 	return tb, nil
 }
 
@@ -314,6 +315,7 @@ func (tb *Testbed) logf(format string, args ...any) {
 // cleanup stops every machine and settles the artifacts: kept and named
 // when the test failed, removed when it passed.
 func (tb *Testbed) cleanup() {
+	stopControl(tb)
 	tb.mu.Lock()
 	closers := tb.closers
 	tb.closers = nil

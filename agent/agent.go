@@ -28,6 +28,11 @@ type Config struct {
 	Port string
 	// PortWait bounds the search for the port after boot.
 	PortWait time.Duration
+	// Services are supervised by the agent once StartServices is called
+	// (see supervise.go); ServiceOutput receives their prefixed output
+	// lines, nil meaning stderr (the console of PID 1).
+	Services      []agentproto.Service
+	ServiceOutput io.Writer
 }
 
 // Agent serves one host connection at a time on its port.
@@ -36,6 +41,7 @@ type Agent struct {
 	reaper *reaper
 	ssh    *ssh.ServerConfig
 	pid1   bool
+	sup    *supervisor // nil when there are no services
 }
 
 // New prepares an agent: a fresh host key (the port is a private line to
@@ -60,7 +66,13 @@ func New(cfg Config) (*Agent, error) {
 	// AES-GCM first: with AES-NI (emulated by TCG too) it costs least.
 	sc.Ciphers = []string{"aes128-gcm@openssh.com", "chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr"}
 	sc.AddHostKey(signer)
-	return &Agent{cfg: cfg, reaper: processReaper(), ssh: sc, pid1: os.Getpid() == 1}, nil
+	a := &Agent{cfg: cfg, reaper: processReaper(), ssh: sc, pid1: os.Getpid() == 1}
+	if len(cfg.Services) > 0 {
+		if a.sup, err = newSupervisor(cfg.Services, a.reaper, a.baseEnv(), cfg.ServiceOutput); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
 }
 
 // Serve finds the port and serves host connections on it until ctx ends.
@@ -152,6 +164,8 @@ func (a *Agent) ServeSession(ctx context.Context, f *os.File) error {
 			go a.forwardTCP(nc)
 		case agentproto.ChanStreamLocal:
 			go a.forwardUnix(nc)
+		case agentproto.ChanUnit:
+			go a.handleUnit(nc)
 		default:
 			nc.Reject(ssh.UnknownChannelType, "unknown channel type "+nc.ChannelType())
 		}

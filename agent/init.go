@@ -136,6 +136,9 @@ func linkUp(name string) error {
 // process, syncs and calls reboot(2); under another init it asks that init.
 func (a *Agent) halt(reboot bool) {
 	time.Sleep(50 * time.Millisecond) // let the reply reach the host
+	if a.sup != nil {
+		a.sup.halt()
+	}
 	if !a.pid1 {
 		verb := "poweroff"
 		if reboot {

@@ -186,8 +186,9 @@ func (s *session) kill(sig unix.Signal) {
 func (s *session) serveSFTP() {
 	srv, err := sftp.NewServer(s.ch)
 	if err == nil {
+		// Serve cleans up after itself; Close would close the channel
+		// before exit can send the status that scp waits for.
 		err = srv.Serve()
-		srv.Close()
 	}
 	status := 0
 	if err != nil && !errors.Is(err, io.EOF) {

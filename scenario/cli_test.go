@@ -257,3 +257,22 @@ func TestCLIFailingScenario(t *testing.T) {
 		}
 	}
 }
+
+func TestCLIRunsRouterExample(t *testing.T) {
+	testenv.NeedVM(t)
+	out, code := runCLI(t, notCI, "run", "--timeout", "5m", "--out", t.TempDir(), "../examples/router.star")
+	if code != 0 {
+		t.Fatalf("got exit status %d, want 0:\n%s", code, out)
+	}
+	for _, want := range []string{
+		"(finished: subtest: networks are apart without forwarding, in ",
+		"(finished: subtest: a TCP request crosses the router, in ",
+		"partition [client] [router server]\n",
+		"left: impair client loss=100%\n",
+		"PASS ../examples/router.star (",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -9,6 +9,12 @@
 // start against a fresh testbed, then calls test() if the file defines it.
 // Starlark is hermetic, so both passes see the same declarations.
 //
+// Networks are declared with network(name, mtu=, capture=) and joined with
+// machine(..., networks=[...]); block, unblock, partition, heal and
+// net.impair(machine, loss=, delay=, ...) cut and degrade them. Session
+// is the interactive form: Open boots the declared machines and Eval runs
+// what the user types with them bound.
+//
 // This package is a front end (layer 1): it imports the root package
 // shakedown and go.starlark.net, and nothing imports it but the CLI.
 package scenario

@@ -131,11 +131,19 @@ func lint(f *syntax.File, globals starlark.StringDict) error {
 		if !ok || b.Scope != resolve.Global {
 			return true
 		}
-		if _, isMachine := globals[id.Name].(*machineValue); !isMachine {
-			return true
-		}
-		if !hasAttr(dot.Name.Name) {
-			found = &Error{Pos: dot.Name.NamePos, Msg: unknownVerb(id.Name, dot.Name.Name)}
+		switch globals[id.Name].(type) {
+		case *machineValue:
+			if !hasAttr(dot.Name.Name) {
+				found = &Error{Pos: dot.Name.NamePos, Msg: unknownVerb(id.Name, dot.Name.Name)}
+			}
+		case *networkValue:
+			if !hasNetworkAttr(dot.Name.Name) {
+				msg := fmt.Sprintf("network %s has no verb .%s", id.Name, dot.Name.Name)
+				if s := closest(dot.Name.Name, (&networkValue{}).AttrNames()); s != "" {
+					msg += fmt.Sprintf(" (did you mean .%s?)", s)
+				}
+				found = &Error{Pos: dot.Name.NamePos, Msg: msg}
+			}
 		}
 		return true
 	})

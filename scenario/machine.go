@@ -108,7 +108,7 @@ func editDistance(a, b string) int {
 var hostnameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // machineBuiltin is machine(name, memory=, cpus=, files=, modules=,
-// kernel_args=, boot_timeout=).
+// kernel_args=, boot_timeout=, networks=, manual_addresses=).
 func (r *runner) machineBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var (
 		name                string
@@ -116,10 +116,13 @@ func (r *runner) machineBuiltin(thread *starlark.Thread, b *starlark.Builtin, ar
 		cpus                int
 		files               *starlark.Dict
 		modules, kargs      starlark.Iterable
+		networks            starlark.Iterable
+		manual              bool
 	)
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs,
 		"name", &name, "memory?", &memory, "cpus?", &cpus, "files?", &files,
-		"modules?", &modules, "kernel_args?", &kargs, "boot_timeout?", &bootTimeout); err != nil {
+		"modules?", &modules, "kernel_args?", &kargs, "boot_timeout?", &bootTimeout,
+		"networks?", &networks, "manual_addresses?", &manual); err != nil {
 		return nil, err
 	}
 	if !hostnameRE.MatchString(name) {
@@ -148,6 +151,13 @@ func (r *runner) machineBuiltin(thread *starlark.Thread, b *starlark.Builtin, ar
 	}
 	if cfg.BootTimeout, err = parseDuration(bootTimeout); err != nil {
 		return nil, fmt.Errorf("machine %s: boot_timeout: %w", name, err)
+	}
+	if cfg.Networks, err = r.networkNames("machine "+name+": networks", iterValues(networks)); err != nil {
+		return nil, err
+	}
+	cfg.ManualAddresses = manual
+	if manual && len(cfg.Networks) == 0 {
+		return nil, fmt.Errorf("machine %s: manual_addresses=True without networks", name)
 	}
 	mv := &machineValue{r: r, decl: Declaration{Name: name, Config: cfg, Pos: thread.CallFrame(1).Pos}}
 	if err := r.declare(mv); err != nil {
@@ -285,6 +295,12 @@ func (d Declaration) Describe() string {
 	}
 	if len(d.Config.KernelArgs) > 0 {
 		s += ", kernel args " + strings.Join(d.Config.KernelArgs, " ")
+	}
+	if len(d.Config.Networks) > 0 {
+		s += ", networks " + strings.Join(d.Config.Networks, " ")
+		if d.Config.ManualAddresses {
+			s += " (manual addresses)"
+		}
 	}
 	return s
 }

@@ -26,6 +26,10 @@ type RunOptions struct {
 	// saves. The testbed removes its own directory when a scenario
 	// passes; files in KeepDir stay.
 	KeepDir string
+	// Hold, if set, is called when the scenario has ended, passed (err
+	// nil) or failed, with its machines still up; they stop when it
+	// returns. `shakedown run -k` waits there for the user.
+	Hold func(tb *shakedown.Testbed, err error)
 }
 
 // mode is the pass a runner executes the program in.
@@ -50,6 +54,8 @@ type runner struct {
 	tb          *shakedown.Testbed
 	machines    []*machineValue
 	byName      map[string]*machineValue
+	networks    []*networkValue
+	netByName   map[string]*networkValue
 	steps       int
 	res         *Result
 	open        []int // indexes in res.Cases of the subtests running
@@ -58,13 +64,17 @@ type runner struct {
 
 func newRunner(sc *Scenario, m mode, opts RunOptions) *runner {
 	r := &runner{sc: sc, mode: m, opts: opts, log: opts.Log,
-		byName: map[string]*machineValue{}, res: &Result{Path: sc.Path}}
+		byName: map[string]*machineValue{}, netByName: map[string]*networkValue{},
+		res: &Result{Path: sc.Path}}
 	r.t = &runT{name: strings.TrimSuffix(filepath.Base(sc.Path), ".star"), log: r.log}
 	r.predeclared = starlark.StringDict{
 		"machine":   starlark.NewBuiltin("machine", r.machineBuiltin),
 		"start_all": starlark.NewBuiltin("start_all", r.startAll),
 		"subtest":   starlark.NewBuiltin("subtest", r.subtest),
 		"log":       starlark.NewBuiltin("log", r.logBuiltin),
+		"network":   starlark.NewBuiltin("network", r.networkBuiltin),
+		"partition": starlark.NewBuiltin("partition", r.partition),
+		"heal":      starlark.NewBuiltin("heal", r.heal),
 	}
 	return r
 }
@@ -88,15 +98,26 @@ func (r *runner) newThread() *starlark.Thread {
 // without having tested anything would be a lie.
 func (sc *Scenario) Run(opts RunOptions) *Result {
 	r := newRunner(sc, running, opts)
-	res := r.res
-	res.Started = time.Now()
-	res.Cases = []Case{{Name: TopLevel}}
-	end := r.log.Section("scenario: " + sc.Path)
+	end := r.begin()
 	err := r.exec()
 	if err == nil && r.steps == 0 {
 		err = &Error{Pos: syntax.MakePosition(&sc.Path, 1, 1),
 			Msg: "scenario ran no steps: nothing was tested (call machine verbs at the top level or in test())"}
 	}
+	return r.finish(err, end)
+}
+
+// begin starts the result and the scenario's log section.
+func (r *runner) begin() (end func(error)) {
+	r.res.Started = time.Now()
+	r.res.Cases = []Case{{Name: TopLevel}}
+	return r.log.Section("scenario: " + r.sc.Path)
+}
+
+// finish records err, holds the machines if asked to, stops everything and
+// completes the result.
+func (r *runner) finish(err error, end func(error)) *Result {
+	res := r.res
 	if err != nil {
 		r.t.failed = true
 		e := asError(err)
@@ -105,6 +126,9 @@ func (sc *Scenario) Run(opts RunOptions) *Result {
 			res.Cases[0].Err = e
 		}
 		r.log.print(red, e.Error())
+	}
+	if r.opts.Hold != nil && r.tb != nil {
+		r.opts.Hold(r.tb, res.Err)
 	}
 	r.t.cleanup()
 	if r.tb != nil && r.t.failed {
@@ -149,8 +173,8 @@ func (r *runner) declare(mv *machineValue) error {
 	return nil
 }
 
-// testbed makes the testbed at the first step and declares the machines
-// known so far. It fails through Fatalf, inside the step that needed it.
+// testbed makes the testbed at the first step and declares the networks
+// and machines known so far. It fails through Fatalf, inside the step that needed it.
 func (r *runner) testbed() *shakedown.Testbed {
 	if r.tb != nil {
 		return r.tb
@@ -164,6 +188,9 @@ func (r *runner) testbed() *shakedown.Testbed {
 		thread.Cancel(context.Cause(tb.Context()).Error())
 	})
 	r.t.Cleanup(func() { stop() })
+	for _, nv := range r.networks {
+		nv.n = tb.Network(nv.name, nv.opts)
+	}
 	for _, mv := range r.machines {
 		mv.m = tb.Machine(mv.decl.Name, mv.decl.Config)
 	}

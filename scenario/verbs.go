@@ -147,6 +147,20 @@ var verbs = map[string]verbFunc{
 			return starlark.String(m.CopyFrom(src, host))
 		}, nil
 	},
+	"block":   blockVerb("block", (*shakedown.Machine).Block),
+	"unblock": blockVerb("unblock", (*shakedown.Machine).Unblock),
+	"forward_port": func(c *verbCall) (string, func(*shakedown.Machine) starlark.Value, error) {
+		var p int
+		if err := c.unpack("port", &p); err != nil {
+			return "", nil, err
+		}
+		if p < 1 || p > 65535 {
+			return "", nil, fmt.Errorf("%s: port %d: want 1 to 65535", c.name, p)
+		}
+		return c.title("forward_port", p), func(m *shakedown.Machine) starlark.Value {
+			return starlark.String(m.ForwardPort(p))
+		}, nil
+	},
 	"screenshot": func(c *verbCall) (string, func(*shakedown.Machine) starlark.Value, error) {
 		var name string
 		if err := c.unpack("name", &name); err != nil {
@@ -165,6 +179,38 @@ var verbs = map[string]verbFunc{
 			return starlark.String(kept)
 		}, nil
 	},
+}
+
+// blockVerb makes block(*networks) and unblock(*networks): the machine's
+// links to the networks named (values or names), or to all of its
+// networks when none is.
+func blockVerb(verb string, f func(*shakedown.Machine, ...string)) verbFunc {
+	return func(c *verbCall) (string, func(*shakedown.Machine) starlark.Value, error) {
+		if len(c.kwargs) > 0 {
+			return "", nil, fmt.Errorf("%s: unexpected keyword argument %s", c.name, c.kwargs[0][0])
+		}
+		nets, err := c.r.networkNames(c.name, c.args)
+		if err != nil {
+			return "", nil, err
+		}
+		on := c.r.byName[c.machine].decl.Config.Networks
+		if len(on) == 0 {
+			return "", nil, fmt.Errorf("%s: machine %s is on no network", c.name, c.machine)
+		}
+		for _, n := range nets {
+			if !contains(on, n) {
+				return "", nil, fmt.Errorf("%s: machine %s is not on network %s (it joins %s)", c.name, c.machine, n, strings.Join(on, ", "))
+			}
+		}
+		args := make([]any, len(nets))
+		for i, n := range nets {
+			args[i] = n
+		}
+		return c.title(verb, args...), func(m *shakedown.Machine) starlark.Value {
+			f(m, nets...)
+			return starlark.None
+		}, nil
+	}
 }
 
 // power makes a verb without arguments.

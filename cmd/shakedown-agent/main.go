@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shakedown-dev/shakedown/agent"
+	"github.com/shakedown-dev/shakedown/internal/agentproto"
 )
 
 func main() {
@@ -20,11 +21,21 @@ func main() {
 			log.Printf("init: %v", err)
 		}
 	}
-	a, err := agent.New(agent.Config{})
+	// A bad services file still leaves an agent to look at it with.
+	svcs, err := agent.LoadServices(agentproto.ServicesFile)
+	if err != nil {
+		log.Printf("%v", err)
+	}
+	a, err := agent.New(agent.Config{Services: svcs})
+	if err != nil && svcs != nil {
+		log.Printf("services: %v", err)
+		a, err = agent.New(agent.Config{})
+	}
 	if err != nil {
 		log.Fatal(err)
 	}
 	log.Printf("up in %v", time.Since(start).Round(time.Millisecond))
+	a.StartServices()
 	// As PID 1 a return would panic the kernel ("Attempted to kill init"),
 	// which the host reports with the console text: the intended outcome
 	// when the agent cannot serve.

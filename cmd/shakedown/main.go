@@ -3,6 +3,9 @@
 //	shakedown demo     boot a machine, run commands in it, show the results
 //	shakedown run      run Starlark scenario files (see shakedown run -h)
 //	shakedown doctor   check what this host needs and say what to install
+//	shakedown ls       list running testbeds and their machines
+//	shakedown ssh      a shell or a command in a machine of a running testbed
+//	shakedown proxy    OpenSSH ProxyCommand to a machine of a running testbed
 package main
 
 import (
@@ -22,6 +25,10 @@ commands:
   demo     boot a machine under QEMU, run commands in it, power it off
   run      run Starlark scenario files: shakedown run [flags] FILE.star...
   doctor   check QEMU, KVM or TCG, the kernel package, the cache and Go
+  ls       list running testbeds and their machines
+  ssh      shell or command in a running machine: shakedown ssh [TESTBED/]MACHINE [CMD...]
+  proxy    OpenSSH ProxyCommand: ssh -o ProxyCommand='shakedown proxy %h' root@MACHINE
+  image    build, list and collect initramfs images: shakedown image build|ls|gc
 `
 
 func main() {
@@ -37,12 +44,24 @@ func main() {
 		err = doctor(os.Args[2:])
 	case "run":
 		err = runCmd(os.Args[2:])
+	case "ls":
+		err = lsCmd(os.Args[2:])
+	case "ssh":
+		err = sshCmd(os.Args[2:])
+	case "proxy":
+		err = proxyCmd(os.Args[2:])
+	case "image":
+		err = imageCmd(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
 	default:
 		fmt.Fprintf(os.Stderr, "shakedown: unknown command %q\n\n%s", os.Args[1], usage)
 		os.Exit(2)
+	}
+	var exit exitError
+	if errors.As(err, &exit) {
+		os.Exit(exit.status)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "shakedown: %v\n", err)

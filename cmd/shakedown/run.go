@@ -43,6 +43,10 @@ func runCmd(args []string) error {
 	shard := fs.String("shard", "", "run only shard `K/N` of the files: sorted by path, the i-th\n(from 0) goes to shard i%N+1, so N runners with K=1..N cover\nevery file exactly once")
 	list := fs.Bool("list", false, "print the scenarios and their machines; boot nothing")
 	verbose := fs.Bool("v", false, "stream machine consoles, and print the full log in CI too")
+	interact := fs.Bool("interactive", false, "boot the machines of the one scenario given and read Starlark\nfrom the terminal with them bound, instead of running its test")
+	var keep bool
+	fs.BoolVar(&keep, "keep", false, "keep machines up after a scenario ends, passed or failed, until\nEnter or Ctrl-C; shakedown ssh reaches them meanwhile")
+	fs.BoolVar(&keep, "k", false, "short for --keep")
 	files := parseInterleaved(fs, args)
 	if len(files) == 0 {
 		fs.Usage()
@@ -61,6 +65,18 @@ func runCmd(args []string) error {
 	}
 	if *list {
 		return listScenarios(os.Stdout, files)
+	}
+	if *interact {
+		if len(files) != 1 {
+			return fmt.Errorf("--interactive takes one scenario, got %d", len(files))
+		}
+		opts := scenario.RunOptions{
+			Testbed: shakedown.Options{Timeout: *timeout, OutputDir: *out, QuietConsole: !*verbose},
+		}
+		if keep {
+			opts.Hold = hold
+		}
+		return interactive(files[0], opts, isTerminal(os.Stdout) && os.Getenv("NO_COLOR") == "")
 	}
 
 	ci := os.Getenv("CI") == "true"
@@ -98,6 +114,9 @@ func runCmd(args []string) error {
 		}
 		if *out != "" {
 			opts.KeepDir = filepath.Join(*out, keepName(files[i]))
+		}
+		if keep {
+			opts.Hold = hold
 		}
 		res := sc.Run(opts)
 		results = append(results, res)

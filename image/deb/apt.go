@@ -375,3 +375,37 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// Prefetch resolves many bare names with one apt-cache run (each run parses
+// all package lists, about half a second without a pkgcache.bin) and
+// remembers the results for Resolve. Names apt does not know, virtual ones
+// and invalid ones are left for Resolve to report.
+func (Apt) Prefetch(ctx context.Context, names []string) {
+	var want []string
+	for _, n := range names {
+		if validName(n) && !strings.Contains(n, "=") {
+			want = append(want, n)
+		}
+	}
+	if len(want) == 0 {
+		return
+	}
+	stamp := aptStamp(ctx)
+	conf := os.Getenv("APT_CONFIG")
+	// apt-cache exits non-zero when any name is unknown but still prints
+	// the others, so the output is used whatever the status.
+	out, _, _ := runApt(ctx, "", "apt-cache", append([]string{"show", "--no-all-versions"}, want...)...)
+	seen := map[string]bool{}
+	for para := range strings.SplitSeq(string(out), "\n\n") {
+		if strings.TrimSpace(para) == "" {
+			continue
+		}
+		p, err := parseStanza(strings.NewReader(para))
+		if err != nil || p.Filename == "" || p.SHA256 == "" || !slices.Contains(want, p.Name) || seen[p.Name] {
+			continue
+		}
+		// The first stanza of a name is what Resolve would take.
+		seen[p.Name] = true
+		resolved.Store(conf+"\x00"+p.Name, resolution{p, stamp})
+	}
+}

@@ -32,6 +32,10 @@ type Package struct {
 	SHA256       string // lowercase hex digest of the .deb file
 	Size         int64  // size of the .deb file in bytes
 	Depends      string // the Depends field as published, unparsed
+	PreDepends   string // the Pre-Depends field as published, unparsed
+	// Essential is the Essential field: dpkg assumes such packages are
+	// always installed, so other packages need not depend on them.
+	Essential bool
 }
 
 // String returns name=version, the form Resolve accepts for an exact version.

@@ -26,7 +26,9 @@ func parseStanza(r io.Reader) (Package, error) {
 		Filename:     fields["Filename"],
 		SHA256:       strings.ToLower(fields["SHA256"]),
 		// Depends may be folded over several lines; join it back to one.
-		Depends: strings.Join(strings.Fields(fields["Depends"]), " "),
+		Depends:    strings.Join(strings.Fields(fields["Depends"]), " "),
+		PreDepends: strings.Join(strings.Fields(fields["Pre-Depends"]), " "),
+		Essential:  fields["Essential"] == "yes",
 	}
 	if p.Name == "" || p.Version == "" {
 		return Package{}, fmt.Errorf("parse package stanza: missing Package or Version field")

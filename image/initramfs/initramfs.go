@@ -54,8 +54,35 @@ type Spec struct {
 	// Modules names the modules wanted, e.g. "virtio_pci"; they and their
 	// dependencies from modules.dep are included (see ModuleClosure).
 	Modules []string
+	// Entries are prepared entries placed exactly as given, such as the
+	// files of unpacked Debian packages. They replace busybox's applet
+	// links at the same path (a package's real /usr/bin/wget wins) and
+	// give way to Files (the user's word is last). Two Entries at one path
+	// are an error.
+	Entries []Entry
 	// Files are further files and directory trees.
 	Files []File
+}
+
+// Entry is one file, symlink or directory at a guest path, with its mode
+// kept as given rather than normalized as File's are.
+type Entry struct {
+	// Guest is the absolute guest path.
+	Guest string
+	// Host is the host file whose content a regular file gets.
+	Host string
+	// Symlink, when set, makes the entry a symbolic link to this target.
+	Symlink string
+	// Dir makes the entry a directory (for directories that would
+	// otherwise not exist because nothing is placed in them).
+	Dir bool
+	// Mode holds permission bits plus setuid, setgid and sticky (as
+	// fs.ModeSetuid etc. or Unix 0o4000 etc.); zero means 0644 for a
+	// file and 0755 for a directory. Symlinks are always 0777.
+	Mode fs.FileMode
+	// Origin says where the entry comes from, for error messages (e.g.
+	// "package curl").
+	Origin string
 }
 
 // Build writes the initramfs for s to w as an uncompressed newc cpio (the

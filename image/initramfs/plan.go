@@ -105,6 +105,9 @@ func plan(s Spec) ([]*node, error) {
 			return nil, err
 		}
 	}
+	if err := p.entries(s.Entries); err != nil {
+		return nil, err
+	}
 	if err := p.modules(s.ModulesDir, s.Modules); err != nil {
 		return nil, err
 	}
@@ -227,6 +230,57 @@ func (p *planner) modules(dir string, names []string) error {
 		{path: modulesListPath, data: []byte(list.String()), origin: "module load order"},
 	} {
 		n.kind, n.mode = kindFile, regularMode
+		if err := p.add(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// entries places prepared entries as weak nodes: they replace applet
+// links, which are also weak and came before them, and give way to Files.
+func (p *planner) entries(entries []Entry) error {
+	seen := make(map[string]string)
+	for i, e := range entries {
+		guest, err := guestPath(e.Guest)
+		origin := e.Origin
+		if origin == "" {
+			origin = fmt.Sprintf("Entries[%d]", i)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", origin, err)
+		}
+		if other, dup := seen[guest]; dup {
+			return fmt.Errorf("guest path /%s: wanted by both %s and %s", guest, other, origin)
+		}
+		seen[guest] = origin
+		if e.Mode&fs.ModeType != 0 {
+			return fmt.Errorf("%s: guest path /%s: mode %v: want permission bits only", origin, guest, e.Mode)
+		}
+		n := &node{path: guest, origin: origin, weak: true}
+		kinds := 0
+		for _, set := range []bool{e.Host != "", e.Symlink != "", e.Dir} {
+			if set {
+				kinds++
+			}
+		}
+		switch {
+		case kinds != 1:
+			return fmt.Errorf("%s: guest path /%s: want exactly one of Host, Symlink and Dir", origin, guest)
+		case e.Symlink != "":
+			n.kind, n.mode, n.target = kindSymlink, 0o777, e.Symlink
+		case e.Dir:
+			n.kind, n.mode = kindDir, orDefault(e.Mode, dirMode)
+		default:
+			fi, err := os.Stat(e.Host)
+			if err != nil {
+				return hostErr(origin+": guest path /"+guest, e.Host, err)
+			}
+			if !fi.Mode().IsRegular() {
+				return fmt.Errorf("%s: guest path /%s: host path %s is not a regular file", origin, guest, e.Host)
+			}
+			n.kind, n.mode, n.host, n.size = kindFile, orDefault(e.Mode, regularMode), e.Host, fi.Size()
+		}
 		if err := p.add(n); err != nil {
 			return err
 		}

@@ -9,6 +9,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 )
 
 // PortName is the name of the virtio-serial port the agent serves SSH on;
@@ -119,3 +121,165 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 
 // Line formats one handshake line.
 func Line(prefix, nonce string) []byte { return []byte(fmt.Sprintf("%s%s\n", prefix, nonce)) }
+
+// Services supervised by the agent of an initramfs machine.
+const (
+	// ServicesFile is where the image holds the machine's services, a
+	// JSON array of Service, started by the agent after boot.
+	ServicesFile = "/etc/shakedown/services.json"
+	// ChanUnit opens a channel that asks about or acts on one service:
+	// the open request carries a UnitRequest in JSON; the agent answers
+	// with one UnitStatus in JSON on the channel and closes it. An agent
+	// that supervises nothing rejects it with ssh.Prohibited.
+	ChanUnit = "unit@shakedown.dev"
+	// NoServices is the message of the rejection of a ChanUnit channel by
+	// an agent that supervises nothing.
+	NoServices = "the agent supervises no services"
+)
+
+// Service is one service the agent supervises.
+type Service struct {
+	Name    string            `json:"name"`
+	Command string            `json:"command"`
+	Env     map[string]string `json:"env,omitempty"`
+	// After names services that must be active before this one starts.
+	After []string `json:"after,omitempty"`
+	// Restart is "no" (or ""), "on-failure" or "always".
+	Restart string    `json:"restart,omitempty"`
+	Ready   Readiness `json:"ready,omitzero"`
+}
+
+// Readiness says when a started service counts as active; the zero value
+// means at once.
+type Readiness struct {
+	// Port is a TCP port on the guest's loopback that must accept.
+	Port int `json:"port,omitempty"`
+	// File is a path that must exist.
+	File string `json:"file,omitempty"`
+	// Command is a shell command that must exit 0.
+	Command string `json:"command,omitempty"`
+	// TimeoutMS bounds activation; 0 means the agent's default.
+	TimeoutMS int64 `json:"timeout_ms,omitempty"`
+}
+
+// Unit actions of a UnitRequest.
+const (
+	UnitStatusAction = "status"
+	UnitStart        = "start"
+	UnitStop         = "stop"
+	UnitRestart      = "restart"
+	UnitList         = "list"
+)
+
+// UnitRequest is the payload of a ChanUnit open request.
+type UnitRequest struct {
+	Action string `json:"action"`
+	Name   string `json:"name,omitempty"`
+}
+
+// UnitStatus answers a UnitRequest: the unit's state after the action,
+// or Error when there is no such unit or the action is unknown.
+type UnitStatus struct {
+	Name string `json:"name"`
+	// State is systemd's ActiveState: inactive, activating, active,
+	// deactivating or failed.
+	State string `json:"state"`
+	// SubState details it: dead, start, running, auto-restart, stop,
+	// failed.
+	SubState string `json:"sub_state"`
+	// Job is "start" while a start is pending (waiting for dependencies
+	// or a restart's backoff), else "".
+	Job      string `json:"job,omitempty"`
+	Command  string `json:"command"`
+	PID      int    `json:"pid,omitempty"`
+	Restarts int    `json:"restarts"`
+	// Result says why the unit last stopped or failed: "exit status 1",
+	// "signal KILL", "dependency db failed", "readiness timeout", ...
+	Result string `json:"result,omitempty"`
+	// SinceMS is when the state was entered, in Unix milliseconds.
+	SinceMS int64 `json:"since_ms"`
+	// Output holds the unit's last output lines.
+	Output []string `json:"output,omitempty"`
+	// Units lists every unit's name for the list action.
+	Units []string `json:"units,omitempty"`
+	Error string   `json:"error,omitempty"`
+}
+
+// ValidateServices checks names, restart policies and dependencies and
+// returns the services' names in a start order (every service after the
+// ones it names in After). An unknown dependency or a cycle is an error
+// that names it.
+func ValidateServices(svcs []Service) ([]string, error) {
+	byName := map[string]*Service{}
+	for i := range svcs {
+		s := &svcs[i]
+		if s.Name == "" || strings.ContainsAny(s.Name, " \t\n/") {
+			return nil, fmt.Errorf("service %q: a name must be non-empty, without spaces or slashes", s.Name)
+		}
+		if byName[s.Name] != nil {
+			return nil, fmt.Errorf("service %s: declared twice", s.Name)
+		}
+		byName[s.Name] = s
+		if strings.TrimSpace(s.Command) == "" {
+			return nil, fmt.Errorf("service %s: no command", s.Name)
+		}
+		switch s.Restart {
+		case "", "no", "on-failure", "always":
+		default:
+			return nil, fmt.Errorf("service %s: restart policy %q, want \"no\", \"on-failure\" or \"always\"", s.Name, s.Restart)
+		}
+		if s.Ready.Port < 0 || s.Ready.Port > 65535 {
+			return nil, fmt.Errorf("service %s: readiness port %d out of range", s.Name, s.Ready.Port)
+		}
+	}
+	for _, s := range svcs {
+		for _, d := range s.After {
+			if byName[d] == nil {
+				return nil, fmt.Errorf("service %s: unknown dependency %q (services: %s)", s.Name, d, strings.Join(names(svcs), ", "))
+			}
+		}
+	}
+	// Depth-first topological sort; a grey node met again closes a cycle.
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := map[string]int{}
+	var order, path []string
+	var visit func(name string) error
+	visit = func(name string) error {
+		switch color[name] {
+		case grey:
+			i := slices.Index(path, name)
+			return fmt.Errorf("service %s: dependency cycle %s -> %s", name, strings.Join(path[i:], " -> "), name)
+		case black:
+			return nil
+		}
+		color[name] = grey
+		path = append(path, name)
+		for _, d := range byName[name].After {
+			if err := visit(d); err != nil {
+				return err
+			}
+		}
+		path = path[:len(path)-1]
+		color[name] = black
+		order = append(order, name)
+		return nil
+	}
+	for _, s := range svcs {
+		if err := visit(s.Name); err != nil {
+			return nil, err
+		}
+	}
+	return order, nil
+}
+
+func names(svcs []Service) []string {
+	var n []string
+	for _, s := range svcs {
+		n = append(n, s.Name)
+	}
+	return n
+}

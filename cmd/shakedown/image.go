@@ -1,0 +1,283 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/shakedown-dev/shakedown"
+	"github.com/shakedown-dev/shakedown/image/cache"
+	"github.com/shakedown-dev/shakedown/image/pkgset"
+)
+
+const imageUsage = `usage: shakedown image <command> [flags]
+
+commands:
+  build [--packages a,b] [--lock FILE]   build a machine's initramfs, print its key, size and contents
+  ls                                     list cached images with sizes, ages and packages
+  gc [--older-than 7d]                   remove cached images not used for that long
+`
+
+// imageBuildTimeout bounds a build: apt look-ups, downloads of a kernel,
+// busybox and the packages on a cold cache, and hashing and writing a few
+// hundred MB at most.
+const imageBuildTimeout = 30 * time.Minute
+
+func imageCmd(args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, imageUsage)
+		os.Exit(2)
+	}
+	switch args[0] {
+	case "build":
+		return imageBuild(args[1:])
+	case "ls":
+		return imageLs(args[1:])
+	case "gc":
+		return imageGC(args[1:])
+	case "-h", "--help", "help":
+		fmt.Print(imageUsage)
+		return nil
+	}
+	fmt.Fprintf(os.Stderr, "shakedown image: unknown command %q\n\n%s", args[0], imageUsage)
+	os.Exit(2)
+	return nil
+}
+
+func imageBuild(args []string) error {
+	flags := flag.NewFlagSet("image build", flag.ExitOnError)
+	packages := flags.String("packages", "", "comma-separated Debian packages (name or name=version)")
+	lockFile := flags.String("lock", "", "lock file: pins packages when it exists, and receives the build's lock")
+	cacheDir := flags.String("cache", "", "cache directory (default $SHAKEDOWN_CACHE or the user cache)")
+	flags.Parse(args)
+	if flags.NArg() > 0 {
+		return fmt.Errorf("image build: unexpected arguments %q", flags.Args())
+	}
+	var cfg shakedown.MachineConfig
+	for p := range strings.SplitSeq(*packages, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			cfg.Packages = append(cfg.Packages, p)
+		}
+	}
+	opts := shakedown.ImageOptions{CacheDir: *cacheDir}
+	if *lockFile != "" {
+		l, err := pkgset.ReadLock(*lockFile)
+		switch {
+		case err == nil:
+			opts.Lock = l
+		case errors.Is(err, fs.ErrNotExist):
+		default:
+			return err
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, imageBuildTimeout)
+	defer cancel()
+	began := time.Now()
+	img, err := shakedown.BuildImage(ctx, cfg, opts)
+	if err != nil {
+		return fmt.Errorf("image build: %w", err)
+	}
+	took := time.Since(began)
+	if *lockFile != "" {
+		if err := writeFileAtomic(*lockFile, img.Lock.Marshal()); err != nil {
+			return fmt.Errorf("image build: write lock: %w", err)
+		}
+	}
+	fmt.Printf("key      %s\n", img.Key)
+	fmt.Printf("image    %s\n", img.Path)
+	fmt.Printf("size     %s\n", mib(img.Size))
+	fmt.Printf("kernel   %s\n", img.Kernel)
+	fmt.Printf("lock     %s\n", img.LockPath)
+	if *lockFile != "" {
+		fmt.Printf("         written to %s\n", *lockFile)
+	}
+	fmt.Printf("built in %.2fs\n", took.Seconds())
+	if len(img.Packages) > 0 {
+		fmt.Printf("packages %d (%d entries: %d ELF programs, %d shared libraries)\n", len(img.Packages), img.Entries, img.Programs, img.Libraries)
+		w := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', 0)
+		for _, m := range img.Packages {
+			why := "requested"
+			if !m.Requested {
+				why = "via " + strings.Join(m.Via, " > ")
+			}
+			fmt.Fprintf(w, "  %s\t%s\t%d files\t%s\t%s\n", m.Name, m.Version, m.Files, m.Scope, why)
+		}
+		w.Flush()
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to a temp file beside path and renames it
+// into place, so a reader never sees half a lock.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
+// cachedImage is one initramfs in the cache.
+type cachedImage struct {
+	key     string
+	size    int64
+	used    time.Time // mtime: BuildImage touches it on every cache hit
+	request []string
+}
+
+func listImages(c *cache.Cache) ([]cachedImage, error) {
+	dir := filepath.Join(c.Root, shakedown.ImageKind)
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []cachedImage
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") || !e.Type().IsRegular() {
+			continue // locks dir and temp files
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue // removed meanwhile
+		}
+		img := cachedImage{key: e.Name(), size: fi.Size(), used: fi.ModTime()}
+		if p, ok := c.Lookup(shakedown.LockKind, e.Name()); ok {
+			if l, err := pkgset.ReadLock(p); err == nil {
+				img.request = l.Request
+			}
+		}
+		out = append(out, img)
+	}
+	slices.SortFunc(out, func(a, b cachedImage) int { return b.used.Compare(a.used) })
+	return out, nil
+}
+
+func imageLs(args []string) error {
+	flags := flag.NewFlagSet("image ls", flag.ExitOnError)
+	cacheDir := flags.String("cache", "", "cache directory (default $SHAKEDOWN_CACHE or the user cache)")
+	flags.Parse(args)
+	c, err := cache.Open(*cacheDir)
+	if err != nil {
+		return err
+	}
+	imgs, err := listImages(c)
+	if err != nil {
+		return fmt.Errorf("image ls: %w", err)
+	}
+	w := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(w, "KEY\tSIZE\tUSED\tPACKAGES")
+	var total int64
+	for _, img := range imgs {
+		total += img.size
+		pk := strings.Join(img.request, ",")
+		if pk == "" {
+			pk = "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s ago\t%s\n", img.key[:min(16, len(img.key))], mib(img.size), age(time.Since(img.used)), pk)
+	}
+	w.Flush()
+	fmt.Printf("%d images, %s in %s\n", len(imgs), mib(total), filepath.Join(c.Root, shakedown.ImageKind))
+	return nil
+}
+
+func imageGC(args []string) error {
+	flags := flag.NewFlagSet("image gc", flag.ExitOnError)
+	cacheDir := flags.String("cache", "", "cache directory (default $SHAKEDOWN_CACHE or the user cache)")
+	olderThan := flags.String("older-than", "7d", "remove images not used for this long (e.g. 7d, 12h, 0 for all)")
+	dryRun := flags.Bool("n", false, "only say what would be removed")
+	flags.Parse(args)
+	d, err := parseAge(*olderThan)
+	if err != nil {
+		return fmt.Errorf("image gc: --older-than: %w", err)
+	}
+	c, err := cache.Open(*cacheDir)
+	if err != nil {
+		return err
+	}
+	imgs, err := listImages(c)
+	if err != nil {
+		return fmt.Errorf("image gc: %w", err)
+	}
+	var n int
+	var freed int64
+	for _, img := range imgs {
+		if time.Since(img.used) < d {
+			continue
+		}
+		fmt.Printf("remove %s (%s, used %s ago)\n", img.key, mib(img.size), age(time.Since(img.used)))
+		if *dryRun {
+			continue
+		}
+		if err := c.Remove(shakedown.ImageKind, img.key); err != nil {
+			return fmt.Errorf("image gc: %w", err)
+		}
+		if err := c.Remove(shakedown.LockKind, img.key); err != nil {
+			return fmt.Errorf("image gc: %w", err)
+		}
+		n++
+		freed += img.size
+	}
+	fmt.Printf("removed %d images, %s freed\n", n, mib(freed))
+	return nil
+}
+
+// parseAge parses a duration that may also be in days ("7d").
+func parseAge(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseFloat(days, 64)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("%q: want a number of days such as 7d, or a Go duration such as 36h", s)
+		}
+		return time.Duration(n * float64(24*time.Hour)), nil
+	}
+	if s == "0" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q: want a number of days such as 7d, or a Go duration such as 36h", s)
+	}
+	return d, nil
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+func age(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}

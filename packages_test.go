@@ -1,0 +1,168 @@
+package shakedown_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shakedown-dev/shakedown"
+	"github.com/shakedown-dev/shakedown/image/cache"
+	"github.com/shakedown-dev/shakedown/image/deb"
+	"github.com/shakedown-dev/shakedown/image/kernel"
+	"github.com/shakedown-dev/shakedown/internal/testenv"
+)
+
+// packagesTimeout bounds a test's image builds: apt look-ups (about half
+// a second each here) and, in fresh cache dirs, downloads of a few small
+// .debs and a build of the agent.
+const packagesTimeout = 5 * time.Minute
+
+// needApt skips tests that resolve and download real packages.
+func needApt(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("downloads Debian packages; skipped with -short")
+	}
+	if _, err := os.Stat("/usr/bin/apt-get"); err != nil {
+		t.Skip("needs apt")
+	}
+}
+
+// userKernel returns a MachineConfig with Debian's kernel from the user's
+// cache set as the user's own, so that builds in fresh cache dirs do not
+// download and unpack it again: they are about the packages.
+func userKernel(t *testing.T, ctx context.Context) shakedown.MachineConfig {
+	t.Helper()
+	c, err := cache.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := kernel.Debian(ctx, c, deb.Apt{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := shakedown.MachineConfig{Kernel: k.Vmlinux, ModulesDir: k.ModulesDir}
+	if cfg.Kernel == "" {
+		cfg.Kernel = k.BzImage
+	}
+	return cfg
+}
+
+// TestPackagesReproducible builds an image with a dynamically linked
+// program three times: in a fresh cache, from its lock in another fresh
+// cache, and from the lock again in the first. All three must be the
+// same bytes.
+func TestPackagesReproducible(t *testing.T) {
+	needApt(t)
+	ctx, cancel := context.WithTimeout(context.Background(), packagesTimeout)
+	defer cancel()
+	cfg := userKernel(t, ctx)
+	cfg.Packages = []string{"jq"}
+	dirA, dirB := t.TempDir(), t.TempDir()
+
+	first, err := shakedown.BuildImage(ctx, cfg, shakedown.ImageOptions{CacheDir: dirA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lockData, err := os.ReadFile(first.LockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(lockData, first.Lock.Marshal()) {
+		t.Errorf("lock file %s differs from Image.Lock", first.LockPath)
+	}
+	for _, name := range []string{"jq", "libjq1", "libonig5", "libc6", "busybox-static"} {
+		if _, ok := first.Lock.Find(name); !ok {
+			t.Errorf("lock has no %s:\n%s", name, lockData)
+		}
+	}
+	if first.Programs < 1 || first.Libraries < 3 {
+		t.Errorf("got %d programs and %d libraries, want jq and at least libjq, libonig and libc", first.Programs, first.Libraries)
+	}
+
+	second, err := shakedown.BuildImage(ctx, cfg, shakedown.ImageOptions{CacheDir: dirB, Lock: first.Lock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	third, err := shakedown.BuildImage(ctx, cfg, shakedown.ImageOptions{CacheDir: dirA, Lock: first.Lock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := os.ReadFile(first.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range []*shakedown.Image{second, third} {
+		b, err := os.ReadFile(img.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img.Key != first.Key || !bytes.Equal(a, b) {
+			t.Errorf("%s: key %s, %d bytes; want the first build's %s, %d bytes, byte for byte", img.Path, img.Key, len(b), first.Key, len(a))
+		}
+		if !bytes.Equal(img.Lock.Marshal(), lockData) {
+			t.Errorf("locked build's lock differs:\n%s\nwant\n%s", img.Lock.Marshal(), lockData)
+		}
+	}
+}
+
+func TestPackagesErrors(t *testing.T) {
+	needApt(t)
+	ctx, cancel := context.WithTimeout(context.Background(), packagesTimeout)
+	defer cancel()
+	cfg := userKernel(t, ctx)
+	cfg.Packages = []string{"jqq"}
+	_, err := shakedown.BuildImage(ctx, cfg, shakedown.ImageOptions{})
+	if !errors.Is(err, deb.ErrUnknownPackage) || !strings.Contains(err.Error(), "package jqq") || !strings.Contains(err.Error(), "jq") {
+		t.Errorf("unknown package: got %v, want ErrUnknownPackage naming jqq and suggesting jq", err)
+	}
+
+	// A lock whose hash does not match what apt serves: the download is
+	// refused and nothing is cached.
+	cfg.Packages = []string{"jq"}
+	dir := t.TempDir()
+	good, err := shakedown.BuildImage(ctx, cfg, shakedown.ImageOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := *good.Lock
+	bad.Packages = append(bad.Packages[:0:0], good.Lock.Packages...)
+	for i := range bad.Packages {
+		if bad.Packages[i].Name == "libonig5" {
+			bad.Packages[i].SHA256 = strings.Repeat("0", 64)
+		}
+	}
+	_, err = shakedown.BuildImage(ctx, cfg, shakedown.ImageOptions{CacheDir: dir, Lock: &bad})
+	if !errors.Is(err, deb.ErrHashMismatch) || !strings.Contains(err.Error(), "libonig5") {
+		t.Errorf("bad hash: got %v, want ErrHashMismatch naming libonig5", err)
+	}
+	if ents, _ := os.ReadDir(dir + "/initramfs"); len(ents) > 1 { // .lock only
+		t.Errorf("a failed build left %d entries in %s/initramfs", len(ents), dir)
+	}
+}
+
+// TestPackagesInGuest runs dynamically linked Debian programs in a
+// machine: curl (a deep library closure), jq, and file (which needs
+// libmagic's data file from another package).
+func TestPackagesInGuest(t *testing.T) {
+	testenv.NeedVM(t)
+	needApt(t)
+	tb := shakedown.New(t, shakedown.Options{})
+	m := tb.Machine("pkgs", shakedown.MachineConfig{Packages: []string{"curl", "jq", "file"}})
+	tb.StartAll()
+	if out := m.Succeed("curl --version"); !strings.HasPrefix(out, "curl 7.") || !strings.Contains(out, "OpenSSL") {
+		t.Errorf("curl --version: got %q", out)
+	}
+	if out := m.Succeed(`echo '{"a":[1,2,3]}' | jq -c '.a | map(.*2)'`); out != "[2,4,6]\n" {
+		t.Errorf("jq: got %q, want [2,4,6]", out)
+	}
+	if out := m.Succeed("file -b /usr/bin/curl"); !strings.HasPrefix(out, "ELF 64-bit LSB pie executable, x86-64") {
+		t.Errorf("file: got %q, want an ELF description from the magic database", out)
+	}
+	// Busybox's applets stay for everything the packages do not ship.
+	m.Succeed("ls /usr/bin/curl && sh -c true")
+}
