@@ -290,6 +290,23 @@ func (n *Network) ClearImpairments() {
 // Partition splits the machines into groups that cannot reach each other
 // on any network, until Heal; a machine in no group still reaches all.
 func (tb *Testbed) Partition(groups ...[]*Machine) {
+	for _, n := range tb.allNetworks() {
+		n.Partition(groups...)
+	}
+}
+
+// Heal ends a partition on every network.
+func (tb *Testbed) Heal() {
+	for _, n := range tb.allNetworks() {
+		n.Heal()
+	}
+}
+
+// Partition splits the machines into groups that cannot reach each other
+// on this network only, until Heal; a machine in no group (and a host
+// endpoint) still reaches all. It replaces an earlier partition of this
+// network, and holds across reboots.
+func (n *Network) Partition(groups ...[]*Machine) {
 	var gs [][]*machine
 	for _, g := range groups {
 		var ms []*machine
@@ -298,22 +315,18 @@ func (tb *Testbed) Partition(groups ...[]*Machine) {
 		}
 		gs = append(gs, ms)
 	}
-	for _, n := range tb.allNetworks() {
-		n.mu.Lock()
-		n.groups = gs
-		n.mu.Unlock()
-		n.apply()
-	}
+	n.mu.Lock()
+	n.groups = gs
+	n.mu.Unlock()
+	n.apply()
 }
 
-// Heal ends a partition on every network.
-func (tb *Testbed) Heal() {
-	for _, n := range tb.allNetworks() {
-		n.mu.Lock()
-		n.groups = nil
-		n.mu.Unlock()
-		n.apply()
-	}
+// Heal ends this network's partition.
+func (n *Network) Heal() {
+	n.mu.Lock()
+	n.groups = nil
+	n.mu.Unlock()
+	n.apply()
 }
 
 func (tb *Testbed) allNetworks() []*Network {

@@ -145,6 +145,24 @@ func TestNetwork(t *testing.T) {
 	})
 }
 
+// TestPartitionOneNetwork cuts machines apart on one network while they
+// still talk on the other.
+func TestPartitionOneNetwork(t *testing.T) {
+	tb := newTestbed(t)
+	front := tb.Network("front", shakedown.NetworkOptions{})
+	tb.Network("back", shakedown.NetworkOptions{})
+	cfg := shakedown.MachineConfig{Networks: []string{"front", "back"}}
+	x, y := tb.Machine("x", cfg), tb.Machine("y", cfg)
+	tb.StartAll()
+	// Networks are numbered in name order: back is 1, front 2.
+	yFront := fmt.Sprintf("192.168.%d.2", front.Number())
+	front.Partition([]*shakedown.Machine{x}, []*shakedown.Machine{y})
+	x.Fail(ping + yFront)
+	x.Succeed(ping + "192.168.1.2") // y on back
+	front.Heal()
+	x.WaitUntilSucceeds(ping + yFront)
+}
+
 func TestRouter(t *testing.T) {
 	tb := newTestbed(t)
 	tb.Network("left", shakedown.NetworkOptions{})
