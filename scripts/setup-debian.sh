@@ -7,12 +7,13 @@
 #   e2fsprogs        mke2fs -d, for disks made from host directories
 #   vde2             vde_switch, the NixOS driver's switch, benchmarked beside ours
 #   openssh-client   ssh and scp through `shakedown proxy`
+#   tshark           reads the network captures back in the capture test
 #   ca-certificates  apt over https mirrors
 # The guest kernel and busybox are not installed on the host: shakedown
 # fetches their .debs through apt into its cache. That needs apt's package
 # lists, so this runs apt-get update when they are missing or stale.
 set -euo pipefail
-pkgs=(qemu-system-x86 qemu-utils cpio gzip e2fsprogs vde2 openssh-client ca-certificates)
+pkgs=(qemu-system-x86 qemu-utils cpio gzip e2fsprogs vde2 openssh-client tshark ca-certificates)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -25,7 +26,7 @@ if [ ${#missing[@]} -gt 0 ] || ! ls "$lists"/*_Packages >/dev/null 2>&1 \
   $sudo apt-get update -qq
 fi
 if [ ${#missing[@]} -gt 0 ]; then
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 command -v go >/dev/null || { echo "setup: Go is not installed (https://go.dev/doc/install); shakedown builds its guest agent with it" >&2; exit 1; }
 echo "setup: ready ($(qemu-system-x86_64 --version | head -1))"
