@@ -22,9 +22,10 @@ import (
 // serial port the agent speaks on, and the entropy source.
 var baseModules = []string{"virtio_pci", "virtio_console", "virtio_rng"}
 
-// bootFiles are what QEMU boots: a kernel and an initramfs.
+// bootFiles are what QEMU boots: a kernel and an initramfs, and for a
+// Debian system the root disk image under its overlay.
 type bootFiles struct {
-	kernel, initrd string
+	kernel, initrd, root string
 }
 
 // The kernel, busybox and agent are the same for every machine of a
@@ -71,8 +72,12 @@ func (tb *Testbed) busybox(ctx context.Context) (string, error) {
 }
 
 // bootFiles resolves and builds (or finds in the cache) what cfg boots.
-func (tb *Testbed) bootFiles(ctx context.Context, cfg MachineConfig) (bootFiles, error) {
-	img, err := buildImage(ctx, tb.cache, cfg, nil)
+// Its steps are reported to Options.Progress as the machine name's.
+func (tb *Testbed) bootFiles(ctx context.Context, name string, cfg MachineConfig) (bootFiles, error) {
+	if cfg.Debian != nil {
+		return tb.debianBootFiles(ctx, cfg)
+	}
+	img, err := buildImage(ctx, tb.cache, cfg, nil, reporter{machine: name, fn: tb.progress})
 	if err != nil {
 		return bootFiles{}, err
 	}
@@ -94,6 +99,9 @@ type ImageOptions struct {
 	// Packages it does not name are resolved through apt. Nil resolves
 	// everything through apt.
 	Lock *pkgset.Lock
+	// Progress, if set, receives the build's steps as in
+	// Options.Progress, with an empty Event.Machine.
+	Progress func(Event)
 }
 
 // Image is a machine's built initramfs and what went into it.
@@ -130,12 +138,12 @@ func BuildImage(ctx context.Context, cfg MachineConfig, opts ImageOptions) (*Ima
 	if err != nil {
 		return nil, err
 	}
-	return buildImage(ctx, c, cfg, opts.Lock)
+	return buildImage(ctx, c, cfg, opts.Lock, reporter{fn: serialized(opts.Progress)})
 }
 
-func buildImage(ctx context.Context, c *cache.Cache, cfg MachineConfig, lock *pkgset.Lock) (*Image, error) {
+func buildImage(ctx context.Context, c *cache.Cache, cfg MachineConfig, lock *pkgset.Lock, rep reporter) (*Image, error) {
 	img := &Image{}
-	src := deb.NewPinned(deb.Apt{}, lock.Pins())
+	src := deb.NewPinned(rep.watch(deb.Apt{}), lock.Pins())
 	modulesDir := cfg.ModulesDir
 	if cfg.Kernel != "" {
 		if _, err := os.Stat(cfg.Kernel); err != nil {
@@ -143,7 +151,9 @@ func buildImage(ctx context.Context, c *cache.Cache, cfg MachineConfig, lock *pk
 		}
 		img.Kernel = cfg.Kernel
 	} else {
+		end := rep.begin(StepKernel)
 		k, err := kernel.Debian(ctx, c, src)
+		end(err)
 		if err != nil {
 			return nil, fmt.Errorf("kernel: %w", err)
 		}
@@ -164,12 +174,14 @@ func buildImage(ctx context.Context, c *cache.Cache, cfg MachineConfig, lock *pk
 		img.Path, img.Size = cfg.Initrd, fi.Size()
 		return img, nil
 	}
+	end := rep.begin(StepAgent)
 	agent, err := agentbuild.Path(ctx, filepath.Join(c.Root, "agent-build"))
-	if err != nil {
+	if end(err); err != nil {
 		return nil, err
 	}
+	end = rep.begin(StepBusybox)
 	bb, err := busybox.Fetch(ctx, c, src)
-	if err != nil {
+	if end(err); err != nil {
 		return nil, err
 	}
 	spec := initramfs.Spec{Agent: agent, Busybox: bb}
@@ -185,8 +197,12 @@ func buildImage(ctx context.Context, c *cache.Cache, cfg MachineConfig, lock *pk
 	} else if len(cfg.Modules) > 0 {
 		return nil, fmt.Errorf("modules %v wanted but the kernel has no modules directory: set MachineConfig.ModulesDir", cfg.Modules)
 	}
+	end = func(error) {}
+	if len(cfg.Packages) > 0 {
+		end = rep.begin(StepPackages)
+	}
 	set, err := pkgset.Build(ctx, c, src, cfg.Packages)
-	if err != nil {
+	if end(err); err != nil {
 		return nil, fmt.Errorf("packages: %w", err)
 	}
 	spec.Entries = set.Entries
@@ -199,13 +215,13 @@ func buildImage(ctx context.Context, c *cache.Cache, cfg MachineConfig, lock *pk
 		return nil, err
 	}
 	spec.Files = append(spec.Files, svcFiles...)
-	if img.Key, err = initramfs.Key(spec); err != nil {
-		return nil, fmt.Errorf("initramfs: %w", err)
+	end = rep.begin(StepInitramfs)
+	if img.Key, err = initramfs.Key(spec); err == nil {
+		img.Path, err = c.File(ImageKind, img.Key, func(f *os.File) error {
+			return initramfs.Build(f, spec)
+		})
 	}
-	img.Path, err = c.File(ImageKind, img.Key, func(f *os.File) error {
-		return initramfs.Build(f, spec)
-	})
-	if err != nil {
+	if end(err); err != nil {
 		return nil, fmt.Errorf("initramfs: %w", err)
 	}
 	// The mtime says when the image was last used, for `shakedown image

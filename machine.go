@@ -65,8 +65,13 @@ type MachineConfig struct {
 	// Service; WaitForUnit, UnitState, Systemctl).
 	Services []Service
 	// Disks are extra virtio disks, /dev/vda, /dev/vdb, ... in this order
-	// (see Disk); their contents survive Reboot.
+	// (see Disk; /dev/vdb, ... on a Debian system, whose root is vda);
+	// their contents survive Reboot.
 	Disks []Disk
+	// Debian, if set, makes the machine a full Debian system with
+	// systemd, booted from a root disk (see DebianSystem), instead of an
+	// initramfs machine. Files go into its root file system.
+	Debian *DebianSystem
 }
 
 // File places content in a machine's image at an absolute guest path:
@@ -126,7 +131,7 @@ func newMachine(tb *Testbed, name string, cfg MachineConfig) (*machine, error) {
 			}
 		}
 	}
-	if err := errors.Join(checkServices(cfg), checkDisks(cfg.Disks)); err != nil {
+	if err := errors.Join(checkServices(cfg), checkDisks(cfg.Disks), checkDebian(cfg)); err != nil {
 		return nil, fmt.Errorf("machine %s: %w", name, err)
 	}
 	lf, err := os.Create(filepath.Join(tb.dir, name+".console.log"))
@@ -223,12 +228,15 @@ func (m *machine) boot() error {
 		return fmt.Errorf("start %s: %w", m.name, err)
 	}
 	began := time.Now()
-	bf, err := m.tb.bootFiles(ctx, m.cfg)
+	bf, err := m.tb.bootFiles(ctx, m.name, m.cfg)
 	if err != nil {
 		return fmt.Errorf("start %s: %w", m.name, err)
 	}
 	prepared := time.Since(began)
 	disks, err := m.prepareDisks()
+	if err == nil && bf.root != "" {
+		disks, err = m.withRootDisk(bf.root, disks)
+	}
 	if err != nil {
 		return fmt.Errorf("start %s: %w", m.name, err)
 	}
@@ -241,6 +249,8 @@ func (m *machine) boot() error {
 		cmdline += " " + netParam
 	}
 	m.console.Boot()
+	rep := reporter{machine: m.name, fn: m.tb.progress}
+	endBoot := rep.begin(StepBoot)
 	proc, err := qemu.Start(ctx, qemu.Config{
 		Name:       m.name,
 		Accel:      m.tb.accel,
@@ -259,6 +269,7 @@ func (m *machine) boot() error {
 		f.Close()
 	}
 	if err != nil {
+		endBoot(err)
 		for _, c := range nics {
 			c.port.Close()
 		}
@@ -305,6 +316,9 @@ func (m *machine) boot() error {
 	bootTimeout := m.cfg.BootTimeout
 	if bootTimeout == 0 {
 		bootTimeout = DefaultBootTimeout
+		if m.cfg.Debian != nil {
+			bootTimeout = DefaultDebianBootTimeout
+		}
 	}
 	bctx, cancel := context.WithTimeoutCause(run, bootTimeout,
 		fmt.Errorf("no answer from the agent within the %v boot timeout (MachineConfig.BootTimeout)", bootTimeout))
@@ -317,8 +331,10 @@ func (m *machine) boot() error {
 			cause = err
 		}
 		m.kill()
+		endBoot(cause)
 		return fmt.Errorf("start %s: %w%s", m.name, cause, m.consoleTail())
 	}
+	endBoot(nil)
 	m.mu.Lock()
 	m.agent = client
 	m.mu.Unlock()
@@ -329,6 +345,7 @@ func (m *machine) boot() error {
 			return fmt.Errorf("start %s: write /etc/hosts: %w", m.name, err)
 		}
 	}
+	rep.report(Event{Step: StepUp, Done: true})
 	m.tb.logf("%s: up in %.2fs (%s; image ready in %.2fs)", m.name, time.Since(began).Seconds(), m.tb.accel, prepared.Seconds())
 	return nil
 }
@@ -385,6 +402,9 @@ func (m *machine) cmdline() string {
 		// and under TCG the page-table switches it costs are expensive.
 		"mitigations=off",
 		"shakedown.hostname=" + m.name,
+	}
+	if m.cfg.Debian != nil {
+		args = append(args, debianCmdline(m.name)...)
 	}
 	return strings.Join(append(args, m.cfg.KernelArgs...), " ")
 }

@@ -55,13 +55,13 @@ func TestUserKernelAndInitrd(t *testing.T) {
 	if got := own.Succeed("hostname"); got != "own\n" {
 		t.Errorf("got hostname %q from the bzImage machine, want own", got)
 	}
-	bf, err := tb.bootFiles(tb.ctx, MachineConfig{})
+	bf, err := tb.bootFiles(tb.ctx, "m", MachineConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ird := tb.Machine("ird", MachineConfig{Kernel: k.BzImage, Initrd: bf.initrd})
 	ird.Succeed("true")
-	if _, err := tb.bootFiles(tb.ctx, MachineConfig{Kernel: "/nonexistent/vmlinuz"}); err == nil || !strings.Contains(err.Error(), "/nonexistent/vmlinuz") {
+	if _, err := tb.bootFiles(tb.ctx, "m", MachineConfig{Kernel: "/nonexistent/vmlinuz"}); err == nil || !strings.Contains(err.Error(), "/nonexistent/vmlinuz") {
 		t.Errorf("got %v for a missing kernel, want an error naming it", err)
 	}
 }

@@ -104,6 +104,11 @@ type Options struct {
 	// KeepOutput keeps the artifacts directory when the test passes too
 	// (it is always kept when the test fails).
 	KeepOutput bool
+	// Progress, if set, receives the steps of building each machine's
+	// image and booting it as they begin, advance and end (see Event),
+	// for a live display. Calls come one at a time, from the goroutines
+	// doing the work; it must return quickly.
+	Progress func(Event)
 }
 
 // Testbed owns a test's machines, its artifacts directory and its global
@@ -125,6 +130,7 @@ type Testbed struct {
 	closers  []func()
 	networks map[string]*Network
 	numbers  map[string]map[string]int // kind -> name -> number, fixed at first use
+	progress func(Event)               // Options.Progress, serialized
 }
 
 // onClose registers f to run when the testbed ends, before its machines
@@ -182,7 +188,7 @@ func newTestbed(t T, opts Options) (*Testbed, error) {
 	ctx, stopDeadline := context.WithDeadlineCause(ctx, deadline,
 		fmt.Errorf("%w: the testbed's %v deadline passed (set Options.Timeout or go test -timeout)", ErrGlobalTimeout, timeout))
 	tb := &Testbed{t: t, opts: opts, ctx: ctx, dir: dir, lock: lock,
-		cache: c, accel: accel, machines: map[string]*machine{}}
+		cache: c, accel: accel, machines: map[string]*machine{}, progress: serialized(opts.Progress)}
 	tb.cancel = func(err error) { cancel(err); stopDeadline() }
 	logOnce("accel", func() { t.Logf("shakedown: %s", why) })
 	live.add(tb)

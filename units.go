@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -95,6 +96,16 @@ func servicesFile(svcs []Service) ([]initramfs.File, error) {
 // unitName drops systemd's default suffix: "web.service" is "web".
 func unitName(name string) string { return strings.TrimSuffix(name, ".service") }
 
+// systemdUnit is name as systemctl wants it: a name without a unit type
+// suffix is a service ("web" is "web.service", "multi-user.target" stays).
+func systemdUnit(name string) string {
+	switch filepath.Ext(name) {
+	case ".service", ".socket", ".target", ".timer", ".path", ".mount", ".device", ".scope", ".slice", ".swap", ".automount":
+		return name
+	}
+	return name + ".service"
+}
+
 // errUnknownUnit marks a unit the machine does not have.
 var errUnknownUnit = errors.New("unknown unit")
 
@@ -134,7 +145,7 @@ func (m *Machine) systemdStatus(ctx context.Context, action, name string) (agent
 			return st, noServiceManager(name)
 		}
 	}
-	res, err := m.exec(Command{Cmd: "systemctl show --property=LoadState,ActiveState,SubState,Result,MainPID,NRestarts,ExecMainStatus " + shellQuote(name+".service")}, left)
+	res, err := m.exec(Command{Cmd: "systemctl show --property=LoadState,ActiveState,SubState,Result,MainPID,NRestarts,ExecMainStatus " + shellQuote(systemdUnit(name))}, left)
 	if err != nil {
 		return st, err
 	}
@@ -159,13 +170,13 @@ func (m *Machine) systemdStatus(ctx context.Context, action, name string) (agent
 	if st.State == "inactive" {
 		// As the NixOS driver does: an inactive unit may still have a
 		// start job queued.
-		jobs, err := m.exec(Command{Cmd: "systemctl list-jobs --full --no-legend " + shellQuote(name+".service")}, left)
+		jobs, err := m.exec(Command{Cmd: "systemctl list-jobs --full --no-legend " + shellQuote(systemdUnit(name))}, left)
 		if err == nil && strings.TrimSpace(string(jobs.Stdout)) != "" {
 			st.Job = "start"
 		}
 	}
 	if st.State == "failed" {
-		logs, err := m.exec(Command{Cmd: fmt.Sprintf("journalctl --no-pager -o cat -n %d -u %s", unitOutputLines, shellQuote(name+".service"))}, left)
+		logs, err := m.exec(Command{Cmd: fmt.Sprintf("journalctl --no-pager -o cat -n %d -u %s", unitOutputLines, shellQuote(systemdUnit(name)))}, left)
 		if err == nil {
 			st.Output = strings.Split(strings.TrimRight(string(logs.Stdout), "\n"), "\n")
 		}

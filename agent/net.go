@@ -94,7 +94,8 @@ func ConfigureNetwork() error {
 			// No duplicate address detection: the addressing scheme
 			// rules out duplicates, and DAD would hold IPv6 back a second.
 			addr := &netlink.Addr{IPNet: a, Flags: unix.IFA_F_NODAD}
-			if err := netlink.AddrAdd(link, addr); err != nil {
+			// EEXIST: a restarted agent service configured it before.
+			if err := netlink.AddrAdd(link, addr); err != nil && !errors.Is(err, unix.EEXIST) {
 				errs = append(errs, fmt.Errorf("%s address %s: %w", nic.Name, a, err))
 			}
 		}

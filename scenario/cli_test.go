@@ -194,6 +194,9 @@ func TestCLIRunsServiceExample(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+	if strings.Contains(out, "\x1b[2K") {
+		t.Errorf("output to a pipe has a live status line:\n%q", out)
+	}
 	s := readJUnit(t, report).Suites[0]
 	if s.Name != "../examples/service.star" || s.Tests != 4 || s.Failures != 0 {
 		t.Errorf("got suite %q with %d tests and %d failures, want ../examples/service.star, 4, 0", s.Name, s.Tests, s.Failures)

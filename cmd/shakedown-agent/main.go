@@ -1,5 +1,7 @@
 // Command shakedown-agent is the guest agent of shakedown machines: PID 1 of
-// initramfs images, or a service in full systems. See package agent.
+// initramfs images, or a service in full systems (which it also boots, as
+// PID 1 of their tiny initramfs, when shakedown.root= names the root disk).
+// See package agent.
 package main
 
 import (
@@ -16,8 +18,18 @@ func main() {
 	log.SetFlags(0)
 	log.SetPrefix("shakedown-agent: ")
 	start := time.Now()
-	if os.Getpid() == 1 {
+	switch {
+	case os.Getpid() == 1 && agent.RootDevice() != "":
+		// The tiny initramfs of a full system: mount its root disk and
+		// become its init; on failure the kernel panics with the reason.
+		log.Fatal(agent.SwitchRoot(agent.RootDevice()))
+	case os.Getpid() == 1:
 		if err := agent.InitSystem(); err != nil {
+			log.Printf("init: %v", err)
+		}
+	default:
+		// A service of a full system (shakedown-agent.service).
+		if err := agent.InitService(); err != nil {
 			log.Printf("init: %v", err)
 		}
 	}

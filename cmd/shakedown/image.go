@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -24,8 +25,12 @@ const imageUsage = `usage: shakedown image <command> [flags]
 
 commands:
   build [--packages a,b] [--lock FILE]   build a machine's initramfs, print its key, size and contents
-  ls                                     list cached images with sizes, ages and packages
-  gc [--older-than 7d]                   remove cached images not used for that long
+                                         (on a terminal, a live line shows downloads and build steps)
+  ls                                     list cached images (initramfs, debian-rootfs, debian-disk)
+                                         with sizes on disk, ages and packages
+  gc [--older-than 7d]                   remove cached images not used for that long (a Debian
+                                         disk is self-contained: removing its rootfs only costs
+                                         a rebuild when a new disk needs it)
 `
 
 // imageBuildTimeout bounds a build: apt look-ups, downloads of a kernel,
@@ -84,8 +89,13 @@ func imageBuild(args []string) error {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, imageBuildTimeout)
 	defer cancel()
+	// Progress goes to stderr, where it stays out of a piped result.
+	status := newStatusLine(os.Stderr, os.Getenv("NO_COLOR") == "")
+	opts.Progress = status.Progress()
+	status.Start()
 	began := time.Now()
 	img, err := shakedown.BuildImage(ctx, cfg, opts)
+	status.Close()
 	if err != nil {
 		return fmt.Errorf("image build: %w", err)
 	}
@@ -142,17 +152,35 @@ func writeFileAtomic(path string, data []byte) error {
 	return err
 }
 
-// cachedImage is one initramfs in the cache.
+// imageKinds are the cache kinds that image ls and gc cover: initramfs
+// images (with their locks), and the root file system tarballs and disk
+// images of Debian machines.
+var imageKinds = []string{shakedown.ImageKind, shakedown.DebianRootfsKind, shakedown.DebianDiskKind}
+
+// cachedImage is one image in the cache.
 type cachedImage struct {
+	kind    string
 	key     string
-	size    int64
-	used    time.Time // mtime: BuildImage touches it on every cache hit
+	size    int64     // bytes on disk: Debian disks are sparse
+	used    time.Time // mtime: builds touch initramfs and disk images on every cache hit
 	request []string
 }
 
 func listImages(c *cache.Cache) ([]cachedImage, error) {
-	dir := filepath.Join(c.Root, shakedown.ImageKind)
-	ents, err := os.ReadDir(dir)
+	var out []cachedImage
+	for _, kind := range imageKinds {
+		imgs, err := listKind(c, kind)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, imgs...)
+	}
+	slices.SortFunc(out, func(a, b cachedImage) int { return b.used.Compare(a.used) })
+	return out, nil
+}
+
+func listKind(c *cache.Cache, kind string) ([]cachedImage, error) {
+	ents, err := os.ReadDir(filepath.Join(c.Root, kind))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -161,22 +189,26 @@ func listImages(c *cache.Cache) ([]cachedImage, error) {
 	}
 	var out []cachedImage
 	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), ".") || !e.Type().IsRegular() {
-			continue // locks dir and temp files
+		if strings.HasPrefix(e.Name(), ".") || strings.HasSuffix(e.Name(), ".removing") || !e.Type().IsRegular() {
+			continue // locks dir, temp files and entries being removed
 		}
 		fi, err := e.Info()
 		if err != nil {
 			continue // removed meanwhile
 		}
-		img := cachedImage{key: e.Name(), size: fi.Size(), used: fi.ModTime()}
-		if p, ok := c.Lookup(shakedown.LockKind, e.Name()); ok {
-			if l, err := pkgset.ReadLock(p); err == nil {
-				img.request = l.Request
+		img := cachedImage{kind: kind, key: e.Name(), size: fi.Size(), used: fi.ModTime()}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			img.size = st.Blocks * 512
+		}
+		if kind == shakedown.ImageKind {
+			if p, ok := c.Lookup(shakedown.LockKind, e.Name()); ok {
+				if l, err := pkgset.ReadLock(p); err == nil {
+					img.request = l.Request
+				}
 			}
 		}
 		out = append(out, img)
 	}
-	slices.SortFunc(out, func(a, b cachedImage) int { return b.used.Compare(a.used) })
 	return out, nil
 }
 
@@ -193,7 +225,7 @@ func imageLs(args []string) error {
 		return fmt.Errorf("image ls: %w", err)
 	}
 	w := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(w, "KEY\tSIZE\tUSED\tPACKAGES")
+	fmt.Fprintln(w, "KIND\tKEY\tSIZE\tUSED\tPACKAGES")
 	var total int64
 	for _, img := range imgs {
 		total += img.size
@@ -201,10 +233,10 @@ func imageLs(args []string) error {
 		if pk == "" {
 			pk = "-"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s ago\t%s\n", img.key[:min(16, len(img.key))], mib(img.size), age(time.Since(img.used)), pk)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s ago\t%s\n", img.kind, img.key[:min(16, len(img.key))], mib(img.size), age(time.Since(img.used)), pk)
 	}
 	w.Flush()
-	fmt.Printf("%d images, %s in %s\n", len(imgs), mib(total), filepath.Join(c.Root, shakedown.ImageKind))
+	fmt.Printf("%d images, %s in %s\n", len(imgs), mib(total), c.Root)
 	return nil
 }
 
@@ -232,15 +264,17 @@ func imageGC(args []string) error {
 		if time.Since(img.used) < d {
 			continue
 		}
-		fmt.Printf("remove %s (%s, used %s ago)\n", img.key, mib(img.size), age(time.Since(img.used)))
+		fmt.Printf("remove %s/%s (%s, used %s ago)\n", img.kind, img.key, mib(img.size), age(time.Since(img.used)))
 		if *dryRun {
 			continue
 		}
-		if err := c.Remove(shakedown.ImageKind, img.key); err != nil {
+		if err := c.Remove(img.kind, img.key); err != nil {
 			return fmt.Errorf("image gc: %w", err)
 		}
-		if err := c.Remove(shakedown.LockKind, img.key); err != nil {
-			return fmt.Errorf("image gc: %w", err)
+		if img.kind == shakedown.ImageKind {
+			if err := c.Remove(shakedown.LockKind, img.key); err != nil {
+				return fmt.Errorf("image gc: %w", err)
+			}
 		}
 		n++
 		freed += img.size

@@ -24,8 +24,10 @@ a syntax error, an unknown verb or a missing host file fails at once,
 before anything boots. Flags may come before or after the files.
 
 Output is nested, timed sections, one per scenario, subtest and step, in
-colour on a terminal. With CI=true it is quiet: one line per scenario, and
-the full log of the scenarios that failed. -v streams machine consoles.
+colour on a terminal, where a live line at the bottom also says what is
+being downloaded, built or booted. With CI=true it is quiet: one line per
+scenario, and the full log of the scenarios that failed. -v streams
+machine consoles.
 
 flags:
 `
@@ -82,7 +84,12 @@ func runCmd(args []string) error {
 	ci := os.Getenv("CI") == "true"
 	quiet := ci && !*verbose
 	color := !ci && isTerminal(os.Stdout) && os.Getenv("NO_COLOR") == ""
-	summary := &scenario.Log{W: os.Stdout, Color: color}
+	// On a terminal a live line at the bottom says what is being built
+	// or booted; the logs write through it so that it stays below them.
+	status := newStatusLine(os.Stdout, color)
+	status.Start()
+	defer status.Close()
+	summary := &scenario.Log{W: status, Color: color}
 
 	// Load everything before booting anything: a broken file in the list
 	// is reported in seconds, not after the scenarios before it ran.
@@ -104,13 +111,14 @@ func runCmd(args []string) error {
 			continue
 		}
 		var buf bytes.Buffer
-		log := &scenario.Log{W: os.Stdout, Color: color, Steps: true}
+		log := &scenario.Log{W: status, Color: color, Steps: true}
 		if quiet {
 			log = &scenario.Log{W: &buf, Steps: true}
 		}
 		opts := scenario.RunOptions{
-			Testbed: shakedown.Options{Timeout: *timeout, OutputDir: *out, QuietConsole: !*verbose},
-			Log:     log,
+			Testbed: shakedown.Options{Timeout: *timeout, OutputDir: *out, QuietConsole: !*verbose,
+				Progress: status.Progress()},
+			Log: log,
 		}
 		if *out != "" {
 			opts.KeepDir = filepath.Join(*out, keepName(files[i]))
@@ -121,7 +129,7 @@ func runCmd(args []string) error {
 		res := sc.Run(opts)
 		results = append(results, res)
 		if quiet && !res.Passed() {
-			os.Stdout.Write(buf.Bytes())
+			status.Write(buf.Bytes())
 		}
 		summary.Verdict(res.Passed(), "%s (%.1f s)", res.Path, res.Duration.Seconds())
 		if !res.Passed() {
@@ -132,6 +140,7 @@ func runCmd(args []string) error {
 		}
 	}
 
+	status.Close()
 	if *junit != "" {
 		if err := writeJUnit(*junit, results); err != nil {
 			return err
