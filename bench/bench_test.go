@@ -52,16 +52,25 @@ var baselineScript = filepath.Join("..", "..", "shared", "baselines", "shell-bac
 // BenchmarkBoot times a fresh machine from Start to its first command's
 // answer, once per iteration, and reports the median as boot-s, and the
 // median resident memory of QEMU idling a second after that command as
-// rss-MiB. ns/op is the mean of the same boot times.
+// rss-MiB. ns/op is the mean of the same boot times. initramfs is the
+// minimal machine; debian a full Debian system with systemd.
 func BenchmarkBoot(b *testing.B) {
+	b.Run("initramfs", func(b *testing.B) { benchBoot(b, shakedown.MachineConfig{}) })
+	b.Run("debian", func(b *testing.B) {
+		needDebian(b)
+		benchBoot(b, debianConfig)
+	})
+}
+
+func benchBoot(b *testing.B, cfg shakedown.MachineConfig) {
 	testenv.NeedVM(b)
 	opts := shakedown.Options{QuietConsole: true}
 	tb := shakedown.New(b, opts)
 
 	// The first boot of a process resolves the kernel, builds the agent
-	// and finds (or builds) the initramfs; that is image preparation, not
+	// and finds (or builds) the image; that is image preparation, not
 	// boot time, so an untimed machine pays for it.
-	warm := tb.Machine("warmup", shakedown.MachineConfig{})
+	warm := tb.Machine("warmup", cfg)
 	warm.Start()
 	warm.Succeed("true")
 	warm.Crash()
@@ -75,7 +84,7 @@ func BenchmarkBoot(b *testing.B) {
 		if used == machinesPerTestbed {
 			tb, used = shakedown.New(b, opts), 0
 		}
-		m := tb.Machine(fmt.Sprintf("boot%d", i+1), shakedown.MachineConfig{})
+		m := tb.Machine(fmt.Sprintf("boot%d", i+1), cfg)
 		used++
 
 		b.StartTimer()

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +22,9 @@ const debianBuildTimeout = 15 * time.Minute
 func needDebian(b *testing.B) {
 	b.Helper()
 	if _, err := exec.LookPath("mmdebstrap"); err != nil {
+		if testenv.InCI() {
+			b.Fatal("mmdebstrap not found and CI=true: scripts/setup-debian.sh installs it")
+		}
 		b.Skip("needs mmdebstrap (apt-get install mmdebstrap)")
 	}
 	if os.Geteuid() != 0 {
@@ -33,17 +35,16 @@ func needDebian(b *testing.B) {
 // debianConfig is the benchmarked Debian system: the base packages only.
 var debianConfig = shakedown.MachineConfig{Debian: &shakedown.DebianSystem{}}
 
-// BenchmarkImageBuildDebian times BuildDebian (this is issue 4's
-// BenchmarkImageBuild/debian, under its own name so as to leave
-// image_test.go alone) and reports build-s and the disk image's allocated
-// size as MiB.
+// benchImageBuildDebian is BenchmarkImageBuild/debian: it times
+// BuildDebian and reports build-s and the disk image's allocated size as
+// MiB.
 //
 // cold builds in a fresh cache whose "deb" and "kernel" entries are the
 // user cache's: mmdebstrap downloads and installs everything, then the
 // disk is made. disk has the mmdebstrap tarball cached too (what a
 // changed agent, unit or file costs: unpack, add, mke2fs). warm is a cache
 // hit in the user cache.
-func BenchmarkImageBuildDebian(b *testing.B) {
+func benchImageBuildDebian(b *testing.B) {
 	needDebian(b)
 	ctx, cancel := context.WithTimeout(context.Background(), debianBuildTimeout)
 	defer cancel()
@@ -91,48 +92,4 @@ func BenchmarkImageBuildDebian(b *testing.B) {
 	b.Run("cold", func(b *testing.B) { run(b, fresh(deb.CacheKind, "kernel")) })
 	b.Run("disk", func(b *testing.B) { run(b, fresh(deb.CacheKind, "kernel", shakedown.DebianRootfsKind)) })
 	b.Run("warm", func(b *testing.B) { run(b, func(*testing.B) string { return user.Root }) })
-}
-
-// BenchmarkBootKinds times the boot to the first command, as BenchmarkBoot
-// does, of an initramfs machine and of a Debian system (issue 4's
-// BenchmarkBoot/<initramfs|debian>, named apart from bench_test.go's),
-// with the image already built, and reports the median as boot-s.
-func BenchmarkBootKinds(b *testing.B) {
-	testenv.NeedVM(b)
-	for _, kind := range []struct {
-		name string
-		cfg  shakedown.MachineConfig
-	}{
-		{"initramfs", shakedown.MachineConfig{}},
-		{"debian", debianConfig},
-	} {
-		b.Run(kind.name, func(b *testing.B) {
-			if kind.cfg.Debian != nil {
-				needDebian(b)
-			}
-			opts := shakedown.Options{QuietConsole: true}
-			tb := shakedown.New(b, opts)
-			// An untimed machine builds or finds the image.
-			warm := tb.Machine("warmup", kind.cfg)
-			warm.Start()
-			warm.Succeed("true")
-			warm.Crash()
-			used := 1
-			var boots []time.Duration
-			for i := 0; b.Loop(); i++ {
-				if used == machinesPerTestbed {
-					tb, used = shakedown.New(b, opts), 0
-				}
-				m := tb.Machine(fmt.Sprintf("boot%d", i+1), kind.cfg)
-				used++
-				began := time.Now()
-				m.Start()
-				m.Succeed("true")
-				boots = append(boots, time.Since(began))
-				m.Crash()
-			}
-			b.Logf("boots: %s", formatDurations(boots))
-			b.ReportMetric(percentile(boots, 50).Seconds(), "boot-s")
-		})
-	}
 }

@@ -78,4 +78,5 @@ func BenchmarkImageBuild(b *testing.B) {
 	b.Run("initramfs/warm", func(b *testing.B) {
 		run(b, func(*testing.B) string { return user.Root })
 	})
+	b.Run("debian", benchImageBuildDebian)
 }
