@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/shakedown-dev/shakedown/internal/suggest"
 )
 
 // Apt is the Source backed by the host's apt configuration: its sources,
@@ -324,7 +326,7 @@ func closest(want string, names []string, n int) []string {
 		case strings.Contains(name, want):
 			cands = append(cands, cand{name, len(name) - len(want)})
 		case abs(len(name)-len(want)) <= maxDist:
-			if d := editDistance(want, name); d <= maxDist {
+			if d := suggest.Distance(want, name); d <= maxDist {
 				// Typos rank before long names that merely contain want.
 				cands = append(cands, cand{name, d - 100})
 			}
@@ -353,27 +355,6 @@ func abs(x int) int {
 		return -x
 	}
 	return x
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // Prefetch resolves many bare names with one apt-cache run (each run parses

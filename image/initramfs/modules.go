@@ -14,6 +14,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/shakedown-dev/shakedown/internal/suggest"
 )
 
 // ErrUnknownModule is wrapped by ModuleClosure's error for a name that is
@@ -231,7 +233,7 @@ func (g *depGraph) unknown(name, norm string) error {
 	var cands []cand
 	limit := max(2, len(norm)/3)
 	for n := range g.byName {
-		d := levenshtein(norm, n)
+		d := suggest.Distance(norm, n)
 		if d <= limit || (len(norm) >= 3 && strings.Contains(n, norm)) {
 			cands = append(cands, cand{n, d})
 		}
@@ -251,28 +253,6 @@ func (g *depGraph) unknown(name, norm string) error {
 		hint = " (did you mean " + strings.Join(s, ", ") + "?)"
 	}
 	return fmt.Errorf("module %q: %w in %s%s", name, ErrUnknownModule, g.file, hint)
-}
-
-// levenshtein is the edit distance between a and b, byte-wise (module
-// names are ASCII).
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // trimmedModulesDep renders a modules.dep for just the modules in paths,
