@@ -63,8 +63,8 @@ func (tb *Testbed) Network(name string, opts NetworkOptions) *Network {
 }
 
 func (tb *Testbed) network(name string, opts NetworkOptions) (*Network, error) {
-	if !hostnameRE.MatchString(name) {
-		return nil, fmt.Errorf("network name %q: use lowercase letters, digits and inner dashes", name)
+	if err := CheckName("network", name); err != nil {
+		return nil, err
 	}
 	tb.mu.Lock()
 	defer tb.mu.Unlock()

@@ -230,9 +230,20 @@ func (tb *Testbed) Machine(name string, cfg MachineConfig) *Machine {
 
 var hostnameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
-func (tb *Testbed) machine(name string, cfg MachineConfig) (*Machine, error) {
+// CheckName reports whether name is usable for a machine or a network
+// (kind says which, for the message): a valid hostname of lowercase
+// letters, digits and inner dashes. Front ends check names with it before
+// anything boots.
+func CheckName(kind, name string) error {
 	if !hostnameRE.MatchString(name) {
-		return nil, fmt.Errorf("machine name %q: use lowercase letters, digits and inner dashes, as in a hostname", name)
+		return fmt.Errorf("%s name %q: use lowercase letters, digits and inner dashes, as in a hostname", kind, name)
+	}
+	return nil
+}
+
+func (tb *Testbed) machine(name string, cfg MachineConfig) (*Machine, error) {
+	if err := CheckName("machine", name); err != nil {
+		return nil, err
 	}
 	tb.mu.Lock()
 	defer tb.mu.Unlock()

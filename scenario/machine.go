@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -84,10 +83,6 @@ func closest(name string, candidates []string) string {
 	return best
 }
 
-// hostnameRE is the testbed's rule for machine names, checked here too so
-// that a bad name fails at load, before anything boots.
-var hostnameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-
 // machineBuiltin is machine(name, memory=, cpus=, files=, modules=,
 // kernel_args=, boot_timeout=, networks=, manual_addresses=).
 func (r *runner) machineBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -106,8 +101,8 @@ func (r *runner) machineBuiltin(thread *starlark.Thread, b *starlark.Builtin, ar
 		"networks?", &networks, "manual_addresses?", &manual); err != nil {
 		return nil, err
 	}
-	if !hostnameRE.MatchString(name) {
-		return nil, fmt.Errorf("machine name %q: use lowercase letters, digits and inner dashes, as in a hostname", name)
+	if err := shakedown.CheckName("machine", name); err != nil {
+		return nil, err
 	}
 	if prev, dup := r.byName[name]; dup {
 		return nil, fmt.Errorf("machine %s declared twice (first at %s)", name, prev.decl.Pos)

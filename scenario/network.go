@@ -78,8 +78,8 @@ func (r *runner) networkBuiltin(thread *starlark.Thread, b *starlark.Builtin, ar
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name, "mtu?", &mtu, "capture?", &capture, "seed?", &seed); err != nil {
 		return nil, err
 	}
-	if !hostnameRE.MatchString(name) {
-		return nil, fmt.Errorf("network name %q: use lowercase letters, digits and inner dashes", name)
+	if err := shakedown.CheckName("network", name); err != nil {
+		return nil, err
 	}
 	if prev, dup := r.netByName[name]; dup {
 		return nil, fmt.Errorf("network %s declared twice (first at %s)", name, prev.pos)
