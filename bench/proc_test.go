@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // qemuBinary is the program name QEMU runs as in /proc/PID/cmdline.
@@ -103,6 +105,50 @@ func parsePPID(stat []byte) (int, error) {
 	return strconv.Atoi(f[1])
 }
 
+// selfCPU returns the CPU time, user and system, this process has used.
+func selfCPU() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, fmt.Errorf("getrusage: %w", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's times: 100 on every
+// Linux architecture Go supports.
+const clockTicks = 100
+
+// procCPU returns the CPU time, user and system, process pid has used.
+func procCPU(pid int) (time.Duration, error) {
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0, fmt.Errorf("cpu time of pid %d: %w", pid, err)
+	}
+	return parseCPU(stat)
+}
+
+// parseCPU returns utime plus stime from /proc/PID/stat: fields 14 and 15,
+// the 12th and 13th after the command name.
+func parseCPU(stat []byte) (time.Duration, error) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, errors.New("stat: no ')' after the command name")
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("stat: %d fields after the command name, want at least 13", len(f))
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("stat: cpu time %q: %w", s, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
 // parseVmRSS returns the VmRSS line of /proc/PID/status in KiB.
 func parseVmRSS(status []byte) (int64, error) {
 	sc := bufio.NewScanner(bytes.NewReader(status))
@@ -189,5 +235,24 @@ func TestQEMUPIDSelf(t *testing.T) {
 	}
 	if _, err := qemuPID("no-such-machine"); err == nil || !strings.Contains(err.Error(), "-name no-such-machine,") {
 		t.Errorf("qemuPID(no-such-machine) error = %v, want one naming -name no-such-machine,", err)
+	}
+}
+
+func TestParseCPU(t *testing.T) {
+	// A real line, with a command name holding a space and a parenthesis.
+	stat := []byte("4242 (vde sw) itch) S 1 4242 4242 0 -1 4194560 120 0 0 0 250 125 0 0 20 0 1 0 100 2000 300\n")
+	got, err := parseCPU(stat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 3750 * time.Millisecond; got != want {
+		t.Errorf("parseCPU = %v, want %v", got, want)
+	}
+	if _, err := parseCPU([]byte("4242 (x) S 1")); err == nil {
+		t.Error("parseCPU of a short line: no error")
+	}
+	// This process's own stat parses, and its time is not negative.
+	if d, err := procCPU(os.Getpid()); err != nil || d < 0 {
+		t.Errorf("procCPU(self) = %v, %v", d, err)
 	}
 }

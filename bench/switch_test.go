@@ -262,10 +262,10 @@ func needVDE(b *testing.B) {
 
 // startVDESwitch runs vde_switch in the foreground with its control
 // socket directory under a temporary directory, and stops it when b ends.
-func startVDESwitch(b *testing.B) string {
+func startVDESwitch(b *testing.B) (sock string, pid int) {
 	b.Helper()
 	needVDE(b)
-	sock := filepath.Join(b.TempDir(), "switch")
+	sock = filepath.Join(b.TempDir(), "switch")
 	cmd := exec.Command("vde_switch", "-s", sock)
 	// Its management console reads stdin: keep it open and idle.
 	stdin, err := cmd.StdinPipe()
@@ -284,7 +284,7 @@ func startVDESwitch(b *testing.B) string {
 	deadline := time.Now().Add(vdeStartTimeout)
 	for {
 		if _, err := os.Stat(filepath.Join(sock, "ctl")); err == nil {
-			return sock
+			return sock, cmd.Process.Pid
 		}
 		if time.Now().After(deadline) {
 			b.Fatalf("vde_switch -s %s: no control socket after %v", sock, vdeStartTimeout)
@@ -297,7 +297,7 @@ func startVDESwitch(b *testing.B) string {
 // with its stdin and stdout on a socketpair whose other end is a Go
 // endpoint.
 func vdePair(b *testing.B) switchPair {
-	sock := startVDESwitch(b)
+	sock, _ := startVDESwitch(b)
 	var eps [2]*endpoint
 	for i := range eps {
 		conn, err := startVDEPlug(b, sock)

@@ -15,9 +15,6 @@ type qitem struct {
 	// clock: its arrival, or later when an impairment delays it.
 	release int64
 	seq     uint64
-	// shared says other queues hold the same data (a flooded or duplicated
-	// frame): it must be copied before anyone may change it.
-	shared bool
 }
 
 func (a *qitem) before(b *qitem) bool {

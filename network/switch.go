@@ -220,14 +220,14 @@ func (s *Switch) clock() int64 { return int64(time.Since(s.epoch)) }
 // the caller then starts the port's goroutines, which addPort has already
 // counted in s.wg: counted under s.mu, they cannot be missed by a Close
 // that runs meanwhile.
-func (s *Switch) addPort(name string, onClose func(), goroutines int) (*portCore, error) {
+func (s *Switch) addPort(name string, onClose func(), direct func(*portCore, []byte) bool, goroutines int) (*portCore, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, fmt.Errorf("add port %s to switch %s: %w", name, s.name, ErrClosed)
 	}
 	s.nextID++
-	p := &portCore{id: s.nextID, name: name, q: newEgressQueue(s.queueLen), done: make(chan struct{}), onClose: onClose}
+	p := &portCore{id: s.nextID, name: name, q: newEgressQueue(s.queueLen), done: make(chan struct{}), onClose: onClose, direct: direct}
 	s.wg.Add(goroutines)
 	if p.name == "" {
 		p.name = fmt.Sprintf("%d", p.id)
@@ -452,8 +452,9 @@ func (st *state) partitioned(a, b PortID) bool {
 
 // pending is a frame on its way through impairment stages to one queue.
 type pending struct {
+	// data is borrowed from the port that sent it: it is copied before
+	// it is queued anywhere.
 	data   []byte
-	shared bool
 	hdr    int   // bytes of Ethernet header and VLAN tags
 	arrive int64 // when it entered the switch
 	at     int64 // when it may leave
@@ -503,9 +504,7 @@ func (s *Switch) ingress(p *portCore, frame []byte) {
 		}
 	}
 	now := int64(wall.Sub(s.epoch))
-	// A frame flooded to more than one port is shared by their queues.
-	shared := dst == nil && len(st.list) > 2
-	f := pending{data: slices.Clone(frame), shared: shared, hdr: headerLen + tagLen*tags, arrive: now, at: now}
+	f := pending{data: frame, hdr: headerLen + tagLen*tags, arrive: now, at: now}
 	copies := 1
 	if in := p.in.Load(); in != nil {
 		v := in.judge(len(frame), f.hdr, now)
@@ -516,7 +515,6 @@ func (s *Switch) ingress(p *portCore, frame []byte) {
 		f.apply(v, &p.c)
 		if v.dup {
 			copies = 2
-			f.shared = true
 		}
 	}
 	for range copies {
@@ -584,22 +582,29 @@ func (s *Switch) pass(dst *portCore, f pending, stages []*stage) {
 	}
 	f.apply(v, &dst.c)
 	if v.dup {
-		f.shared = true
 		s.pass(dst, f, stages[1:])
 	}
 	s.pass(dst, f, stages[1:])
 }
 
+// enqueue hands f to dst: straight to its socket when nothing is queued
+// before it and the socket takes it at once, which spares a wake-up of
+// dst's writer per frame; otherwise into dst's queue, as a copy.
 func (s *Switch) enqueue(dst *portCore, f pending) {
-	data, shared := f.data, f.shared
+	data, owned := f.data, false
 	if f.nflips > 0 {
-		data = slices.Clone(data)
-		shared = false
+		data, owned = slices.Clone(data), true
 		for _, bit := range f.flips[:f.nflips] {
 			data[bit/8] ^= 1 << (bit % 8)
 		}
 	}
-	switch dst.q.push(qitem{data: data, release: f.at, shared: shared}, f.arrive) {
+	if f.at <= f.arrive && dst.direct != nil && dst.direct(dst, data) {
+		return
+	}
+	if !owned {
+		data = slices.Clone(data)
+	}
+	switch dst.q.push(qitem{data: data, release: f.at}, f.arrive) {
 	case pushFull:
 		dst.c.drop(dropQueueFull)
 	case pushClosed:
