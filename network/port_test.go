@@ -7,6 +7,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // fakeQEMU takes QEMU's end of p, as QEMU would, and closes the original as
@@ -143,5 +145,49 @@ func TestPortDisconnect(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPortBackpressure sends a QEMU that is not reading more than its
+// socket holds: frames go straight to the socket until it is full, and
+// the rest wait in the queue. A small send buffer makes the kernel take
+// jumbo frames in pieces, so that the socket fills in the middle of one.
+// When QEMU reads, every frame must arrive whole and in order.
+func TestPortBackpressure(t *testing.T) {
+	const frames = 300
+	s := newSwitch(t, Config{QueueLen: frames, MTU: 9000})
+	p, err := s.AddPort("vm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.raw.Control(func(fd uintptr) {
+		err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, 4096)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	qemu := fakeQEMU(t, p)
+	h := hostPorts(t, s, "host")[0]
+	// Learn the QEMU port's MAC, so that frames go to it alone.
+	if _, err := qemu.Write(prefixed(mkFrame(broadcast, macOf(1), 0, 60))); err != nil {
+		t.Fatal(err)
+	}
+	read(t, h)
+	var want [][]byte
+	for i := range frames {
+		f := mkFrame(macOf(1), macOf(2), uint32(i), 5001+i%7)
+		f[len(f)-1] = byte(i)
+		want = append(want, f)
+		write(t, h, f)
+	}
+	if q := p.core.q.len(); q == 0 {
+		t.Errorf("queue empty after %d frames to a QEMU that does not read: want the socket full and frames queued", frames)
+	}
+	for i, w := range want {
+		if got := readPrefixed(t, qemu); !bytes.Equal(got, w) {
+			t.Fatalf("frame %d: got seq %d (%d bytes), want seq %d (%d bytes)", i, seqOf(got), len(got), seqOf(w), len(w))
+		}
+	}
+	if c := p.Counters(); c.TxFrames != frames || c.Drops.Total() != 0 {
+		t.Errorf("got tx %d, drops %+v; want tx %d and no drops", c.TxFrames, c.Drops, frames)
 	}
 }
