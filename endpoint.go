@@ -82,14 +82,15 @@ func (n *Network) ListenPacket(network, addr string) (net.PacketConn, error) {
 // IPv6 for "tcp6" and "udp6"). network is one of "tcp", "tcp4", "tcp6",
 // "udp", "udp4", "udp6". ctx bounds the connection's setup only.
 func (n *Network) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	c, err := n.dial(ctx, network, addr)
+	c, err := n.dialFrom(ctx, DefaultHostNumber, network, addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s %s on network %s: %w", network, addr, n.name, err)
 	}
 	return c, nil
 }
 
-func (n *Network) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+// dialFrom dials from host endpoint num.
+func (n *Network) dialFrom(ctx context.Context, num int, network, addr string) (net.Conn, error) {
 	transport, v6, err := parseNetwork(network)
 	if err != nil {
 		return nil, err
@@ -106,7 +107,7 @@ func (n *Network) dial(ctx context.Context, network, addr string) (net.Conn, err
 	if err != nil {
 		return nil, err
 	}
-	h, err := n.hostEndpoint(DefaultHostNumber)
+	h, err := n.hostEndpoint(num)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +144,15 @@ func (n *Network) resolve(host string, v6 bool) (netip.Addr, error) {
 			return n.address(n.tb.numberOf(machineKind, host), v6), nil
 		}
 	}
-	return netip.Addr{}, fmt.Errorf("%q is neither an address of network %s nor a machine", host, n.name)
+	for _, h := range n.tb.Hosts() {
+		if h.name == host {
+			if h.n != n {
+				return netip.Addr{}, fmt.Errorf("host %s is on network %s, not %s", host, h.n.name, n.name)
+			}
+			return n.address(h.num, v6), nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("%q is neither an address of network %s nor a machine or host on it", host, n.name)
 }
 
 // localEndpoint parses a local address for Listen or ListenPacket and

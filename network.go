@@ -41,14 +41,16 @@ type Network struct {
 	sw   *network.Switch
 	pcap *os.File
 
+	// Faults name peers by Peer.peer(): *machine or *Host.
 	mu     sync.Mutex
 	ports  map[*machine]*network.Port // the current boot's port of each machine
-	link   map[*machine]Impairment    // per machine, in both directions
-	pair   map[[2]*machine]Impairment // per ordered pair
-	groups [][]*machine               // the partition, nil when healed
+	link   map[any]Impairment         // per peer, in both directions
+	pair   map[[2]any]Impairment      // per ordered pair of peers
+	groups [][]any                    // the partition, nil when healed
 
-	hostsMu sync.Mutex
-	hosts   map[int]*hostEndpoint // host endpoints by host number (endpoint.go)
+	hostsMu   sync.Mutex
+	hosts     map[int]*hostEndpoint // host endpoints by host number (endpoint.go)
+	declareMu sync.Mutex            // held while a Host is declared (host.go)
 }
 
 // Network declares a network; name must be unique. Calling it again with
@@ -75,7 +77,7 @@ func (tb *Testbed) network(name string, opts NetworkOptions) (*Network, error) {
 		return nil, fmt.Errorf("network %s: a testbed holds at most 255 networks", name)
 	}
 	n := &Network{tb: tb, name: name, ports: map[*machine]*network.Port{},
-		link: map[*machine]Impairment{}, pair: map[[2]*machine]Impairment{}}
+		link: map[any]Impairment{}, pair: map[[2]any]Impairment{}}
 	cfg := network.Config{Name: name, MTU: opts.MTU, Seed: opts.Seed,
 		Logf: func(format string, args ...any) { tb.logf("network %s: "+format, append([]any{name}, args...)...) }}
 	if opts.Capture {
@@ -175,6 +177,16 @@ func (m *machine) plug() (nics []nic, args []string, files []*os.File, param str
 	var spec []string
 	for i, name := range m.cfg.Networks {
 		n := m.tb.lookupNetwork(name)
+		n.hostsMu.Lock()
+		_, clash := n.hosts[num]
+		n.hostsMu.Unlock()
+		if clash {
+			for _, c := range nics {
+				c.port.Close()
+			}
+			return nil, nil, nil, "", fmt.Errorf("network %s: %s is a host endpoint's, declared before %s took number %d (give the host another HostOptions.Number)",
+				name, n.address(num, false), m.name, num)
+		}
 		port, err := n.sw.AddPort(m.name)
 		if err != nil {
 			for _, c := range nics {
@@ -224,15 +236,16 @@ func (n *Network) apply() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.sw.ClearImpairments()
-	for m, imp := range n.link {
-		if p := n.ports[m]; p != nil {
-			n.sw.SetImpairment(p.ID(), imp)
+	for k, imp := range n.link {
+		if id, ok := n.portOf(k); ok {
+			n.sw.SetImpairment(id, imp)
 		}
 	}
 	for k, imp := range n.pair {
-		a, b := n.ports[k[0]], n.ports[k[1]]
-		if a != nil && b != nil {
-			n.sw.SetPairImpairment(a.ID(), b.ID(), imp)
+		a, aok := n.portOf(k[0])
+		b, bok := n.portOf(k[1])
+		if aok && bok {
+			n.sw.SetPairImpairment(a, b, imp)
 		}
 	}
 	if n.groups == nil {
@@ -242,9 +255,9 @@ func (n *Network) apply() {
 	var groups [][]network.PortID
 	for _, g := range n.groups {
 		var ids []network.PortID
-		for _, m := range g {
-			if p := n.ports[m]; p != nil {
-				ids = append(ids, p.ID())
+		for _, k := range g {
+			if id, ok := n.portOf(k); ok {
+				ids = append(ids, id)
 			}
 		}
 		groups = append(groups, ids)
@@ -252,23 +265,49 @@ func (n *Network) apply() {
 	n.sw.Partition(groups...)
 }
 
-// Impair sets the impairment of m's link to this network, in both
+// portOf returns the switch port of a peer (Peer.peer()) on this network:
+// a machine's current boot's, or a host's; false when it has none now.
+// n.mu is held.
+func (n *Network) portOf(k any) (network.PortID, bool) {
+	switch k := k.(type) {
+	case *machine:
+		if p := n.ports[k]; p != nil {
+			return p.ID(), true
+		}
+	case *Host:
+		if k.n == n {
+			return k.ep.port.ID(), true
+		}
+	}
+	return 0, false
+}
+
+// Impair sets the impairment of a peer's link to this network, in both
 // directions, replacing an earlier one; the zero Impairment clears it.
-func (n *Network) Impair(m *Machine, imp Impairment) {
+// The peer is a *Machine or a *Host.
+func (n *Network) Impair(p Peer, imp Impairment) {
+	n.tb.t.Helper()
+	if err := n.checkPeers("impair", p); err != nil {
+		n.tb.t.Fatalf("shakedown: %v", err)
+	}
 	n.mu.Lock()
 	if imp.IsZero() {
-		delete(n.link, m.machine)
+		delete(n.link, p.peer())
 	} else {
-		n.link[m.machine] = imp
+		n.link[p.peer()] = imp
 	}
 	n.mu.Unlock()
 	n.apply()
 }
 
 // ImpairPair sets the impairment of frames from a to b on this network.
-func (n *Network) ImpairPair(a, b *Machine, imp Impairment) {
+func (n *Network) ImpairPair(a, b Peer, imp Impairment) {
+	n.tb.t.Helper()
+	if err := n.checkPeers("impair pair", a, b); err != nil {
+		n.tb.t.Fatalf("shakedown: %v", err)
+	}
 	n.mu.Lock()
-	k := [2]*machine{a.machine, b.machine}
+	k := [2]any{a.peer(), b.peer()}
 	if imp.IsZero() {
 		delete(n.pair, k)
 	} else {
@@ -278,18 +317,36 @@ func (n *Network) ImpairPair(a, b *Machine, imp Impairment) {
 	n.apply()
 }
 
+// checkPeers says which of ps is not on this network.
+func (n *Network) checkPeers(op string, ps ...Peer) error {
+	for _, p := range ps {
+		switch k := p.peer().(type) {
+		case *machine:
+			if !contains(k.cfg.Networks, n.name) {
+				return fmt.Errorf("%s on network %s: machine %s is not on it (it joins %v)", op, n.name, k.name, k.cfg.Networks)
+			}
+		case *Host:
+			if k.n != n {
+				return fmt.Errorf("%s on network %s: host %s is on network %s", op, n.name, k.name, k.n.name)
+			}
+		}
+	}
+	return nil
+}
+
 // ClearImpairments removes every impairment of this network.
 func (n *Network) ClearImpairments() {
 	n.mu.Lock()
-	n.link = map[*machine]Impairment{}
-	n.pair = map[[2]*machine]Impairment{}
+	n.link = map[any]Impairment{}
+	n.pair = map[[2]any]Impairment{}
 	n.mu.Unlock()
 	n.apply()
 }
 
-// Partition splits the machines into groups that cannot reach each other
-// on any network, until Heal; a machine in no group still reaches all.
-func (tb *Testbed) Partition(groups ...[]*Machine) {
+// Partition splits the peers (machines and hosts) into groups that cannot
+// reach each other on any network, until Heal; a peer in no group still
+// reaches all. A host takes part on its own network.
+func (tb *Testbed) Partition(groups ...[]Peer) {
 	for _, n := range tb.allNetworks() {
 		n.Partition(groups...)
 	}
@@ -302,18 +359,19 @@ func (tb *Testbed) Heal() {
 	}
 }
 
-// Partition splits the machines into groups that cannot reach each other
-// on this network only, until Heal; a machine in no group (and a host
-// endpoint) still reaches all. It replaces an earlier partition of this
-// network, and holds across reboots.
-func (n *Network) Partition(groups ...[]*Machine) {
-	var gs [][]*machine
+// Partition splits the peers (machines and hosts) into groups that
+// cannot reach each other on this network only, until Heal; a peer in no
+// group, like a host endpoint used by Listen or Dial, still reaches all.
+// It replaces an earlier partition of this network, and holds across
+// reboots.
+func (n *Network) Partition(groups ...[]Peer) {
+	var gs [][]any
 	for _, g := range groups {
-		var ms []*machine
-		for _, m := range g {
-			ms = append(ms, m.machine)
+		var ks []any
+		for _, p := range g {
+			ks = append(ks, p.peer())
 		}
-		gs = append(gs, ms)
+		gs = append(gs, ks)
 	}
 	n.mu.Lock()
 	n.groups = gs
@@ -407,7 +465,7 @@ func contains(list []string, s string) bool {
 }
 
 // hostsFile is /etc/hosts for every guest: each machine with a network,
-// by its first address, as in the NixOS driver.
+// by its first address, as in the NixOS driver, then each Host.
 func (tb *Testbed) hostsFile() []byte {
 	var b strings.Builder
 	b.WriteString("127.0.0.1 localhost\n::1 localhost\n")
@@ -419,6 +477,9 @@ func (tb *Testbed) hostsFile() []byte {
 		num := tb.numberOf(machineKind, m.name)
 		fmt.Fprintf(&b, "192.168.%d.%d %s\n", n.Number(), num, m.name)
 		fmt.Fprintf(&b, "2001:db8:%d::%d %s\n", n.Number(), num, m.name)
+	}
+	for _, h := range tb.Hosts() {
+		fmt.Fprintf(&b, "%s %s\n%s %s\n", h.Addr(), h.name, h.Addr6(), h.name)
 	}
 	return []byte(b.String())
 }

@@ -202,8 +202,67 @@ func TestHostEndpointMachines(t *testing.T) {
 	a := tb.Machine("a", cfg)
 	b := tb.Machine("b", cfg)
 	c := tb.Machine("c", cfg)
+	web := lan.Host("web", shakedown.HostOptions{})
 	tb.StartAll()
 	ctx := tb.Context()
+
+	t.Run("named hosts", func(t *testing.T) {
+		a, b, c := a.WithT(t), b.WithT(t), c.WithT(t)
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "%s here\n", r.Host)
+		})}
+		defer srv.Close()
+		ln, err := web.Listen("tcp", ":80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go srv.Serve(ln)
+		// web was declared before the machines booted, late after.
+		late := lan.Host("late", shakedown.HostOptions{})
+		ln, err = late.Listen("tcp", ":80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go srv.Serve(ln)
+		hosts := c.Succeed("cat /etc/hosts")
+		for _, want := range []string{"192.168.1.253 web\n", "2001:db8:1::253 web\n", "192.168.1.252 late\n"} {
+			if !strings.Contains(hosts, want) {
+				t.Errorf("/etc/hosts: got %q, want a line %q", hosts, want)
+			}
+		}
+		for _, name := range []string{"web", "late"} {
+			if got, want := a.Succeed("wget -q -O- http://"+name+"/"), name+" here\n"; got != want {
+				t.Errorf("got %q from %s, want %q", got, name, want)
+			}
+		}
+
+		// Faults reach a host as they reach a machine. (ping, not wget: a
+		// SYN that is dropped would hold wget for minutes.)
+		tb.Partition([]shakedown.Peer{a}, []shakedown.Peer{web})
+		a.Fail(ping + "web")
+		b.Succeed(ping + "web") // in no group
+		// Once the fault ends, the guest's ARP entry may still be failing
+		// for a second or two: recovery is waited for.
+		tb.Heal()
+		a.WithTimeout(30*time.Second).WaitUntilSucceeds(ping + "web")
+		lan.ImpairPair(web, c, shakedown.Impairment{LossPercent: 100})
+		c.Fail(ping + "web")
+		a.Succeed(ping + "web")
+		lan.ClearImpairments()
+		c.WithTimeout(30*time.Second).WaitUntilSucceeds(ping + "web")
+
+		// And a host calls machines by name.
+		c.Succeed("nc -ll -p 7001 -e cat >/dev/null 2>&1 &")
+		c.WaitForOpenPort(7001)
+		dctx, cancel := context.WithTimeout(ctx, hostIOTimeout)
+		defer cancel()
+		conn, err := web.Dial(dctx, "tcp", "c:7001")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		roundTrip(t, conn, "from host web\n")
+	})
 
 	t.Run("guest fetches from the test", func(t *testing.T) {
 		a := a.WithT(t)
@@ -341,4 +400,137 @@ func avgRTT(t *testing.T, m *shakedown.Machine, ip string) time.Duration {
 	}
 	ms, _ := strconv.ParseFloat(match[1], 64)
 	return time.Duration(ms * float64(time.Millisecond))
+}
+
+// TestNamedHosts runs named host endpoints with no machine booted: their
+// numbers, calls between them by name, the faults that reach them
+// (partition, impairment, block) and the errors of the API.
+func TestNamedHosts(t *testing.T) {
+	tb := newHostTestbed(t)
+	lan := tb.Network("lan", shakedown.NetworkOptions{})
+	wan := tb.Network("wan", shakedown.NetworkOptions{})
+	tb.Machine("m", shakedown.MachineConfig{Networks: []string{"lan"}})
+	api := lan.Host("api", shakedown.HostOptions{})
+	db := lan.Host("db", shakedown.HostOptions{})
+	fixed := lan.Host("fixed", shakedown.HostOptions{Number: 100})
+	for _, tc := range []struct {
+		h    *shakedown.Host
+		want string
+	}{{api, "192.168.1.253"}, {db, "192.168.1.252"}, {fixed, "192.168.1.100"}} {
+		if got := tc.h.Addr().String(); got != tc.want {
+			t.Errorf("host %s: got %s, want %s", tc.h.Name(), got, tc.want)
+		}
+	}
+	if got := api.Addr6().String(); got != "2001:db8:1::253" {
+		t.Errorf("host api: got %s, want 2001:db8:1::253", got)
+	}
+	if again := lan.Host("api", shakedown.HostOptions{}); again != api {
+		t.Error("declaring api again: got another host, want the same")
+	}
+	for _, network := range []string{"tcp", "tcp6"} {
+		ln, err := api.Listen(network, ":80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go echo(ln)
+	}
+
+	// reach dials api from db and says whether a round trip went through
+	// within wait.
+	reach := func(network string, wait time.Duration) error {
+		ctx, cancel := context.WithTimeout(tb.Context(), wait)
+		defer cancel()
+		c, err := db.Dial(ctx, network, "api:80")
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(wait))
+		if _, err := io.WriteString(c, "ping"); err != nil {
+			return err
+		}
+		_, err = io.ReadFull(c, make([]byte, 4))
+		return err
+	}
+	mustReach := func(what string) {
+		t.Helper()
+		for _, network := range []string{"tcp", "tcp6"} {
+			if err := reach(network, hostIOTimeout); err != nil {
+				t.Fatalf("%s: db to api over %s: %v", what, network, err)
+			}
+		}
+	}
+	mustNotReach := func(what string) {
+		t.Helper()
+		if err := reach("tcp", 2*time.Second); err == nil {
+			t.Errorf("%s: db reached api, want it cut off", what)
+		}
+	}
+	mustReach("by name")
+
+	lan.Partition([]shakedown.Peer{api}, []shakedown.Peer{db})
+	mustNotReach("partitioned")
+	lan.Heal()
+	mustReach("healed")
+
+	lan.Impair(api, shakedown.Impairment{LossPercent: 100})
+	mustNotReach("api's link losing everything")
+	lan.Impair(api, shakedown.Impairment{})
+	mustReach("impairment cleared")
+
+	lan.ImpairPair(db, api, shakedown.Impairment{LossPercent: 100})
+	mustNotReach("db to api losing everything")
+	lan.ClearImpairments()
+	mustReach("impairments cleared")
+
+	api.Block()
+	mustNotReach("api blocked")
+	api.Unblock()
+	mustReach("api unblocked")
+
+	t.Run("errors", func(t *testing.T) {
+		if _, err := api.Listen("tcp", "192.168.1.9:81"); err == nil || !strings.Contains(err.Error(), "host's own name or address") {
+			t.Errorf("listen at another address: got %v, want an error naming the host's own", err)
+		}
+		if ln, err := api.Listen("tcp", "api:81"); err != nil {
+			t.Errorf("listen by own name: %v", err)
+		} else {
+			ln.Close()
+		}
+		for _, tc := range []struct {
+			name string
+			f    func()
+			want []string
+		}{
+			{"machine named as a host", func() { tb.Machine("api", shakedown.MachineConfig{}) },
+				[]string{"machine api", "host endpoint api on network lan", "different ones"}},
+			{"host named as a machine", func() { lan.Host("m", shakedown.HostOptions{}) },
+				[]string{"host m", "a machine has that name"}},
+			{"host number taken by a host", func() { lan.Host("x", shakedown.HostOptions{Number: 253}) },
+				[]string{"host x", "address in use", "host api's"}},
+			{"host number taken by a machine", func() { lan.Host("y", shakedown.HostOptions{Number: 1}) },
+				[]string{"host y", "address in use", "machine m's"}},
+			{"host number out of range", func() { lan.Host("z", shakedown.HostOptions{Number: 300}) },
+				[]string{"number 300", "want 1 to 254"}},
+			{"same name on another network", func() { wan.Host("api", shakedown.HostOptions{}) },
+				[]string{"host api", "declared already", "network lan"}},
+			{"bad name", func() { lan.Host("Bad Name", shakedown.HostOptions{}) },
+				[]string{"Bad Name"}},
+			{"impair a host of another network", func() { wan.Impair(api, shakedown.Impairment{LossPercent: 1}) },
+				[]string{"network wan", "host api is on network lan"}},
+			{"impair a machine of another network", func() {
+				wan.Impair(tb.Machine("m", shakedown.MachineConfig{}), shakedown.Impairment{LossPercent: 1})
+			}, []string{"network wan", "machine m is not on it"}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				msg, _ := expectFatal(t, tc.f)
+				for _, want := range tc.want {
+					if !strings.Contains(msg, want) {
+						t.Errorf("got %q, want it to contain %q", msg, want)
+					}
+				}
+			})
+		}
+	})
 }

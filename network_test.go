@@ -69,7 +69,7 @@ func TestNetwork(t *testing.T) {
 	})
 	t.Run("partition", func(t *testing.T) {
 		a, b, c := a.WithT(t), b.WithT(t), c.WithT(t)
-		tb.Partition([]*shakedown.Machine{a}, []*shakedown.Machine{b, c})
+		tb.Partition([]shakedown.Peer{a}, []shakedown.Peer{b, c})
 		a.Fail(ping + "b")
 		a.Fail(ping + "c")
 		b.Succeed(ping + "c")
@@ -162,7 +162,7 @@ func TestPartitionOneNetwork(t *testing.T) {
 	tb.StartAll()
 	// Networks are numbered in name order: back is 1, front 2.
 	yFront := fmt.Sprintf("192.168.%d.2", front.Number())
-	front.Partition([]*shakedown.Machine{x}, []*shakedown.Machine{y})
+	front.Partition([]shakedown.Peer{x}, []shakedown.Peer{y})
 	x.Fail(ping + yFront)
 	x.Succeed(ping + "192.168.1.2") // y on back
 	front.Heal()

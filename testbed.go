@@ -129,6 +129,7 @@ type Testbed struct {
 	closed   bool
 	closers  []func()
 	networks map[string]*Network
+	hosts    map[string]*Host          // named host endpoints (host.go)
 	numbers  map[string]map[string]int // kind -> name -> number, fixed at first use
 	progress func(Event)               // Options.Progress, serialized
 }
@@ -252,6 +253,9 @@ func (tb *Testbed) machine(name string, cfg MachineConfig) (*Machine, error) {
 	}
 	if m, ok := tb.machines[name]; ok {
 		return &Machine{machine: m}, nil
+	}
+	if h, ok := tb.hosts[name]; ok {
+		return nil, fmt.Errorf("machine %s: host endpoint %s on network %s has that name (names go in /etc/hosts, so hosts and machines need different ones)", name, name, h.n.name)
 	}
 	if len(tb.machines) == 254 {
 		return nil, fmt.Errorf("machine %s: a testbed holds at most 254 machines", name)

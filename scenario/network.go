@@ -349,7 +349,7 @@ func (r *runner) partition(thread *starlark.Thread, b *starlark.Builtin, args st
 		titles = append(titles, "["+strings.Join(names, " ")+"]")
 	}
 	return r.step(b.Name(), "", "partition "+strings.Join(titles, " "), func() starlark.Value {
-		gs := make([][]*shakedown.Machine, len(groups))
+		gs := make([][]shakedown.Peer, len(groups))
 		for i, g := range groups {
 			for _, mv := range g {
 				gs[i] = append(gs[i], mv.m)

@@ -1,0 +1,262 @@
+package shakedown
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+)
+
+// Peer is what plugs into a network and what faults single out: a
+// *Machine or a *Host. Impair, ImpairPair and Partition take peers.
+type Peer interface {
+	// peer returns the identity behind the handle, the same for every
+	// handle of one machine (WithT, WithTimeout): *machine or *Host.
+	peer() any
+	// PeerName is the machine's or host's name.
+	PeerName() string
+}
+
+func (m *Machine) peer() any { return m.machine }
+
+// PeerName returns the machine's name.
+func (m *Machine) PeerName() string { return m.name }
+
+// Host is a named host endpoint: a virtual host of Go code in the test on
+// one network, a gVisor netstack plugged into the network's switch. Every
+// guest's /etc/hosts lists it by name, as it lists machines, and faults
+// reach it as they reach machines: Impair, ImpairPair, Partition, Block.
+// It lives until the testbed ends.
+type Host struct {
+	n    *Network
+	name string
+	num  int
+	ep   *hostEndpoint
+}
+
+// HostOptions configure a host endpoint. The zero value picks its number.
+type HostOptions struct {
+	// Number is the host's n in 192.168.v.n and 2001:db8:v::n. 0 takes
+	// the highest number free below DefaultHostNumber: 253, then 252, ...
+	// Machines are numbered from 1 up, so the two meet only in a testbed
+	// of some 250 machines and hosts.
+	Number int
+}
+
+// Host declares a host endpoint named name on the network and starts it;
+// its name must differ from every machine's and every other host's.
+// Calling Host again with the same name returns the same host. Hosts
+// declared before the machines start are in their /etc/hosts at boot;
+// a later one is added to the /etc/hosts of every running machine.
+func (n *Network) Host(name string, opts HostOptions) *Host {
+	n.tb.t.Helper()
+	h, err := n.host(name, opts)
+	if err != nil {
+		n.tb.t.Fatalf("shakedown: %v", err)
+	}
+	return h
+}
+
+func (n *Network) host(name string, opts HostOptions) (*Host, error) {
+	if err := CheckName("host", name); err != nil {
+		return nil, err
+	}
+	// One declaration at a time on a network, so that two cannot pick
+	// one number, or declare one name twice.
+	n.declareMu.Lock()
+	defer n.declareMu.Unlock()
+	tb := n.tb
+	tb.mu.Lock()
+	if h, ok := tb.hosts[name]; ok {
+		tb.mu.Unlock()
+		if h.n != n || opts.Number != 0 && opts.Number != h.num {
+			return nil, fmt.Errorf("host %s: declared already, as %s on network %s", name, h.Addr(), h.n.name)
+		}
+		return h, nil
+	}
+	_, clash := tb.machines[name]
+	tb.mu.Unlock()
+	if clash {
+		return nil, fmt.Errorf("host %s: a machine has that name (names go in /etc/hosts, so hosts and machines need different ones)", name)
+	}
+	if opts.Number < 0 || opts.Number > DefaultHostNumber {
+		return nil, fmt.Errorf("host %s: number %d: want 1 to %d, or 0 to pick one", name, opts.Number, DefaultHostNumber)
+	}
+
+	n.hostsMu.Lock()
+	num := opts.Number
+	if num == 0 {
+		num = n.freeHostNumber()
+	}
+	n.hostsMu.Unlock()
+	if num == 0 {
+		return nil, fmt.Errorf("host %s: no host number left on network %s", name, n.name)
+	}
+	if other := n.namedHost(num); other != nil {
+		return nil, fmt.Errorf("host %s: %s: %w: it is host %s's (choose another HostOptions.Number, or 0)", name, n.address(num, false), ErrAddressInUse, other.name)
+	}
+	ep, err := n.hostEndpoint(num)
+	if err != nil {
+		return nil, fmt.Errorf("host %s: %w", name, err)
+	}
+	h := &Host{n: n, name: name, num: num, ep: ep}
+
+	tb.mu.Lock()
+	if other, ok := tb.hosts[name]; ok {
+		// Declared on another network meanwhile.
+		tb.mu.Unlock()
+		return nil, fmt.Errorf("host %s: declared already, as %s on network %s", name, other.Addr(), other.n.name)
+	}
+	if tb.hosts == nil {
+		tb.hosts = map[string]*Host{}
+	}
+	tb.hosts[name] = h
+	tb.mu.Unlock()
+	n.apply() // standing faults of this host, if it was named in them
+	if err := tb.refreshHostsFiles(); err != nil {
+		return nil, fmt.Errorf("host %s: %w", name, err)
+	}
+	return h, nil
+}
+
+// freeHostNumber returns the highest host number below DefaultHostNumber
+// that no machine on the network and no host endpoint holds, or 0.
+// n.hostsMu is held.
+func (n *Network) freeHostNumber() int {
+	taken := map[int]bool{}
+	for num := range n.hosts {
+		taken[num] = true
+	}
+	for _, m := range n.tb.Machines() {
+		if contains(m.cfg.Networks, n.name) {
+			taken[n.tb.numberOf(machineKind, m.name)] = true
+		}
+	}
+	for num := DefaultHostNumber - 1; num >= 1; num-- {
+		if !taken[num] {
+			return num
+		}
+	}
+	return 0
+}
+
+// namedHost returns the Host holding number num on this network, if any.
+func (n *Network) namedHost(num int) *Host {
+	for _, h := range n.tb.Hosts() {
+		if h.n == n && h.num == num {
+			return h
+		}
+	}
+	return nil
+}
+
+// Hosts returns the declared hosts in name order.
+func (tb *Testbed) Hosts() []*Host {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	hs := make([]*Host, 0, len(tb.hosts))
+	for _, h := range tb.hosts {
+		hs = append(hs, h)
+	}
+	sort.Slice(hs, func(i, j int) bool { return hs[i].name < hs[j].name })
+	return hs
+}
+
+func (h *Host) peer() any { return h }
+
+// PeerName returns the host's name.
+func (h *Host) PeerName() string { return h.name }
+
+// Name returns the host's name.
+func (h *Host) Name() string { return h.name }
+
+// Network returns the network the host is on.
+func (h *Host) Network() *Network { return h.n }
+
+// Number returns the host's n in 192.168.v.n.
+func (h *Host) Number() int { return h.num }
+
+// Addr returns the host's IPv4 address, 192.168.v.n.
+func (h *Host) Addr() netip.Addr { return h.n.address(h.num, false) }
+
+// Addr6 returns the host's IPv6 address, 2001:db8:v::n.
+func (h *Host) Addr6() netip.Addr { return h.n.address(h.num, true) }
+
+// Listen announces a TCP service on the host: network is "tcp", "tcp4" or
+// "tcp6" (the host's IPv6 address), addr is ":port" (or "NAME:port" with
+// the host's own name or address).
+func (h *Host) Listen(network, addr string) (net.Listener, error) {
+	local, err := h.local(network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s %s on host %s: %w", network, addr, h.name, err)
+	}
+	return h.n.Listen(network, local)
+}
+
+// ListenPacket is Listen for UDP: network is "udp", "udp4" or "udp6".
+func (h *Host) ListenPacket(network, addr string) (net.PacketConn, error) {
+	local, err := h.local(network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s %s on host %s: %w", network, addr, h.name, err)
+	}
+	return h.n.ListenPacket(network, local)
+}
+
+// Dial connects from the host to addr, "host:port", host being an
+// address of the host's network or the name of a machine or host on it.
+// network and ctx are as for Network.Dial.
+func (h *Host) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := h.n.dialFrom(ctx, h.num, network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s %s from host %s: %w", network, addr, h.name, err)
+	}
+	return c, nil
+}
+
+// Block cuts the host's link, as Machine.Block cuts a machine's: nothing
+// passes either way until Unblock.
+func (h *Host) Block() { h.n.sw.SetLink(h.ep.port.ID(), false) }
+
+// Unblock restores the link Block cut.
+func (h *Host) Unblock() { h.n.sw.SetLink(h.ep.port.ID(), true) }
+
+// local turns ":port" or "NAME:port" into the host's address and port
+// for network's family.
+func (h *Host) local(network, addr string) (string, error) {
+	_, v6, err := parseNetwork(network)
+	if err != nil {
+		return "", err
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	ip := h.n.address(h.num, v6)
+	if host != "" && host != h.name {
+		want, err := netip.ParseAddr(host)
+		if err != nil || want.Unmap() != ip {
+			return "", fmt.Errorf("host %q: want \":PORT\", or the host's own name or address (%s)", host, ip)
+		}
+	}
+	return net.JoinHostPort(ip.String(), port), nil
+}
+
+// refreshHostsFiles rewrites /etc/hosts in every running machine, for a
+// host declared after they booted.
+func (tb *Testbed) refreshHostsFiles() error {
+	data := tb.hostsFile()
+	for _, m := range tb.Machines() {
+		m.mu.Lock()
+		client := m.agent
+		running := m.proc != nil && !m.proc.Exited()
+		m.mu.Unlock()
+		if client == nil || !running || len(m.cfg.Networks) == 0 {
+			continue
+		}
+		if err := writeGuestFile(client, "/etc/hosts", data); err != nil {
+			return fmt.Errorf("update /etc/hosts of %s: %w", m.name, err)
+		}
+	}
+	return nil
+}
