@@ -244,12 +244,12 @@ func TestHostEndpointMachines(t *testing.T) {
 		// Once the fault ends, the guest's ARP entry may still be failing
 		// for a second or two: recovery is waited for.
 		tb.Heal()
-		a.WithTimeout(30*time.Second).WaitUntilSucceeds(ping + "web")
+		a.WithTimeout(30 * time.Second).WaitUntilSucceeds(ping + "web")
 		lan.ImpairPair(web, c, shakedown.Impairment{LossPercent: 100})
 		c.Fail(ping + "web")
 		a.Succeed(ping + "web")
 		lan.ClearImpairments()
-		c.WithTimeout(30*time.Second).WaitUntilSucceeds(ping + "web")
+		c.WithTimeout(30 * time.Second).WaitUntilSucceeds(ping + "web")
 
 		// And a host calls machines by name.
 		c.Succeed("nc -ll -p 7001 -e cat >/dev/null 2>&1 &")
