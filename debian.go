@@ -24,6 +24,7 @@ import (
 	"github.com/shakedown-dev/shakedown/image/deb"
 	"github.com/shakedown-dev/shakedown/image/initramfs"
 	"github.com/shakedown-dev/shakedown/image/kernel"
+	"github.com/shakedown-dev/shakedown/image/pkgset"
 	"github.com/shakedown-dev/shakedown/internal/agentbuild"
 )
 
@@ -71,6 +72,13 @@ type DebianSystem struct {
 	// 1 GiB of room. The image file is sparse: room costs no host disk
 	// until the guest writes.
 	SizeMiB int
+	// Lock pins every package of the root file system, by version and
+	// SHA-256: the build installs exactly the locked .debs from a
+	// repository of its own, not what a mirror offers today, and the
+	// disk is byte-identical for the same spec and lock. An unlocked
+	// build writes the lock it used (DebianImage.Lock, LockPath). Nil
+	// installs what the mirror has.
+	Lock *pkgset.Lock
 }
 
 // DefaultDebianBootTimeout bounds the boot of a Debian machine, until its
@@ -141,6 +149,12 @@ type DebianImage struct {
 	// Size is the image's allocated size on the host in bytes (the file
 	// is sparse: its apparent size is the file system's).
 	Size int64
+	// Lock lists the packages of the root file system by version and
+	// SHA-256; LockPath is where it is kept, in the cache (kind
+	// DebianLockKind, key RootfsKey). Nil when the packages could not be
+	// found in the host's apt index (a suite other than the host's).
+	Lock     *pkgset.Lock
+	LockPath string
 }
 
 // BuildDebian builds, or finds in the cache, the root disk and initramfs
@@ -182,6 +196,13 @@ func buildDebian(ctx context.Context, c *cache.Cache, cfg MachineConfig, logf fu
 		return nil, fmt.Errorf("root initramfs: %w", err)
 	}
 
+	if d.Lock != nil {
+		// A lock is the whole system: one made for other packages would
+		// quietly install the old set.
+		if err := checkLockRequest("DebianSystem.Lock", d.Lock, d.Packages); err != nil {
+			return nil, err
+		}
+	}
 	rs, err := rootfsSpec(d)
 	if err != nil {
 		return nil, err
@@ -191,10 +212,35 @@ func buildDebian(ctx context.Context, c *cache.Cache, cfg MachineConfig, logf fu
 		if logf != nil {
 			logf("shakedown: building a Debian %s root file system with mmdebstrap (a minute or more)", rs.suite)
 		}
-		return rs.build(ctx, f)
+		return rs.build(ctx, c, f)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("debian rootfs: %w", err)
+	}
+	img.Lock = d.Lock
+	img.LockPath, err = c.File(DebianLockKind, img.RootfsKey, func(f *os.File) error {
+		if img.Lock == nil {
+			if img.Lock, err = lockRootfs(ctx, deb.Apt{}, tarball, d.Packages); err != nil {
+				return err
+			}
+		}
+		_, err := f.Write(img.Lock.Marshal())
+		return err
+	})
+	if err != nil {
+		// The machine boots; only its lock is missing.
+		if logf != nil {
+			logf("shakedown: no lock for the Debian root file system: %v", err)
+		}
+		img.Lock, img.LockPath = nil, ""
+	} else if img.Lock == nil {
+		b, err := os.ReadFile(img.LockPath)
+		if err == nil {
+			img.Lock, err = pkgset.ParseLock(b)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("debian lock: %w", err)
+		}
 	}
 
 	h := sha256.New()
@@ -221,7 +267,7 @@ func buildDebian(ctx context.Context, c *cache.Cache, cfg MachineConfig, logf fu
 	fmt.Fprintf(h, "modules %q\n", cfg.Modules)
 	img.Key = hex.EncodeToString(h.Sum(nil))
 	img.Path, err = c.File(DebianDiskKind, img.Key, func(f *os.File) error {
-		return makeDebianDisk(ctx, f.Name(), tarball, agent, k.ModulesDir, cfg)
+		return makeDebianDisk(ctx, f.Name(), tarball, agent, k.ModulesDir, cfg, img.Key)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("debian disk: %w", err)
@@ -247,6 +293,9 @@ type rootfs struct {
 	text     []byte   // the sources files' contents
 	version  string   // mmdebstrap --version
 	bin      string
+	// lock, when set, is what is installed, from a repository of its
+	// own; the sources are not used then.
+	lock *pkgset.Lock
 }
 
 // debianHost caches the host's suite and mmdebstrap's path and version.
@@ -293,7 +342,7 @@ func rootfsSpec(d *DebianSystem) (*rootfs, error) {
 	if h.err != nil {
 		return nil, h.err
 	}
-	r := &rootfs{suite: d.Suite, version: h.version, bin: h.bin}
+	r := &rootfs{suite: d.Suite, version: h.version, bin: h.bin, lock: d.Lock}
 	if r.suite == "" {
 		if h.suite == "" {
 			return nil, errors.New("debian: the host's suite is unknown (no VERSION_CODENAME in /etc/os-release): set DebianSystem.Suite")
@@ -320,26 +369,66 @@ func rootfsSpec(d *DebianSystem) (*rootfs, error) {
 
 func (r *rootfs) key() string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\nsuite %s\nmmdebstrap %s\npackages %q\nsources %q\n", debianFormat, r.suite, r.version, r.packages, r.sources)
-	h.Write(r.text)
+	fmt.Fprintf(h, "%s\nsuite %s\nmmdebstrap %s\npackages %q\nepoch %d\n", debianFormat, r.suite, r.version, r.packages, debianEpoch)
+	if r.lock != nil {
+		// The lock is all that is installed: the mirror plays no part.
+		h.Write(r.lock.Marshal())
+	} else {
+		fmt.Fprintf(h, "sources %q\n", r.sources)
+		h.Write(r.text)
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// build runs mmdebstrap into f as a tarball.
-func (r *rootfs) build(ctx context.Context, f *os.File) error {
+// build runs mmdebstrap into f as a tarball: from the locked packages
+// when there is a lock (fetched into c), else from the sources.
+func (r *rootfs) build(ctx context.Context, c *cache.Cache, f *os.File) error {
 	if os.Geteuid() != 0 {
 		return errors.New("mmdebstrap needs root to build a Debian system (its unshare mode needs subuids; run the tests as root)")
 	}
+	sources := r.sources
+	if r.lock != nil {
+		repo, err := os.MkdirTemp(filepath.Dir(f.Name()), ".repo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(repo)
+		line, err := localRepo(ctx, c, deb.Apt{}, r.lock, r.suite, repo)
+		if err != nil {
+			return err
+		}
+		sources = []string{line}
+	}
+	include := r.packages
+	if r.lock != nil {
+		// Every locked package by name: from a local repository
+		// mmdebstrap leaves apt itself out of minbase, and the lock is
+		// the whole system anyway.
+		include = nil
+		for _, p := range r.lock.Packages {
+			include = append(include, p.Name)
+		}
+	}
 	args := []string{"--variant=minbase", "--mode=root", "--format=tar", "--quiet",
-		"--include=" + strings.Join(r.packages, ","),
-		r.suite, "-"}
-	args = append(args, r.sources...)
+		"--include=" + strings.Join(include, ",")}
+	if r.lock != nil {
+		// The guest's apt points at Debian, not at the scratch repository
+		// (whose path would make every build differ).
+		args = append(args, "--customize-hook="+fmt.Sprintf(
+			`printf '# shakedown built this system from a lock of its packages.\ndeb http://deb.debian.org/debian %s main\n' > "$1/etc/apt/sources.list"`, r.suite))
+	}
+	args = append(args, r.suite, "-")
+	args = append(args, sources...)
 	cmd := exec.CommandContext(ctx, r.bin, args...)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("SOURCE_DATE_EPOCH=%d", debianEpoch))
 	cmd.Stdout = f
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("mmdebstrap %s: %v: %s", r.suite, err, tailLines(stderr.String(), 15))
+	}
+	if r.lock != nil {
+		return checkLocked(f.Name(), r.lock)
 	}
 	return nil
 }
@@ -399,8 +488,9 @@ var skippedModules = []string{
 
 // makeDebianDisk unpacks the tarball into a scratch directory next to
 // out, adds shakedown's files and the machine's, and makes out an ext4
-// image of it.
-func makeDebianDisk(ctx context.Context, out, tarball, agent, modulesDir string, cfg MachineConfig) error {
+// image of it; seed (the image's key) makes the file system's UUID and
+// hash seed.
+func makeDebianDisk(ctx context.Context, out, tarball, agent, modulesDir string, cfg MachineConfig, seed string) error {
 	tmp, err := os.MkdirTemp(filepath.Dir(out), ".rootfs-")
 	if err != nil {
 		return err
@@ -485,9 +575,12 @@ func makeDebianDisk(ctx context.Context, out, tarball, agent, modulesDir string,
 	} else if int64(size)*mib < need {
 		return fmt.Errorf("%w: the root file system needs about %d MiB, DebianSystem.SizeMiB is %d", ErrDiskTooSmall, (need+mib-1)/mib, size)
 	}
+	if err := clampTimes(root); err != nil {
+		return err
+	}
 	// mke2fs -d keeps owners, modes, xattrs (file capabilities) and
-	// hard links of the tree.
-	return buildExt4(out, "root", Disk{Contents: root, SizeMiB: size})
+	// hard links of the tree; the seed fixes what it would make random.
+	return buildExt4(out, "root", Disk{Contents: root, SizeMiB: size}, seed)
 }
 
 // passwordlessRoot lets root log in on the serial console without a
@@ -653,10 +746,34 @@ func hashGuestFile(h io.Writer, f File) error {
 	})
 }
 
-func (tb *Testbed) debianBootFiles(ctx context.Context, cfg MachineConfig) (bootFiles, error) {
+func (tb *Testbed) debianBootFiles(ctx context.Context, name string, cfg MachineConfig) (bootFiles, error) {
+	var lock *pkgset.Lock
+	if cfg.LockFile != "" {
+		var err error
+		if lock, err = readLockFile(cfg.LockFile); err != nil {
+			return bootFiles{}, err
+		}
+		if lock != nil {
+			if err := checkLockRequest("lock file "+cfg.LockFile, lock, cfg.Debian.Packages); err != nil {
+				return bootFiles{}, err
+			}
+			d := *cfg.Debian
+			d.Lock = lock
+			cfg.Debian = &d
+		}
+	}
 	img, err := buildDebian(ctx, tb.cache, cfg, tb.logf)
 	if err != nil {
 		return bootFiles{}, err
+	}
+	if cfg.LockFile != "" && lock == nil {
+		if img.Lock == nil {
+			return bootFiles{}, fmt.Errorf("lock file %s: the build could not lock its packages (see the log)", cfg.LockFile)
+		}
+		if err := writeLockFile(cfg.LockFile, img.Lock); err != nil {
+			return bootFiles{}, err
+		}
+		tb.logf("shakedown: %s: wrote lock file %s (commit it to pin these packages)", name, cfg.LockFile)
 	}
 	return bootFiles{kernel: img.Kernel, initrd: img.Initrd, root: img.Path}, nil
 }

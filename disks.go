@@ -2,6 +2,7 @@ package shakedown
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -192,7 +193,7 @@ func (m *machine) prepareDisks() ([]diskFile, error) {
 			err = once(df.path, func(tmp string) error { return overlay(d.Image, tmp) })
 		case d.Contents != "":
 			df.path = filepath.Join(dir, name+".ext4")
-			err = once(df.path, func(tmp string) error { return buildExt4(tmp, name, d) })
+			err = once(df.path, func(tmp string) error { return buildExt4(tmp, name, d, "") })
 		default:
 			df.path = filepath.Join(dir, name+".raw")
 			err = once(df.path, func(tmp string) error { return sparseFile(tmp, int64(d.SizeMiB)*mib) })
@@ -270,7 +271,10 @@ func overlay(image, path string) error {
 }
 
 // buildExt4 makes an ext4 image of d.Contents at path.
-func buildExt4(path, name string, d Disk) error {
+// A seed makes the file system reproducible: its UUID and directory hash
+// seed come from the seed, and its own times are debianEpoch (the files'
+// times are the caller's to fix); without one, mke2fs makes them up.
+func buildExt4(path, name string, d Disk, seed string) error {
 	bin, err := execLookPath("mke2fs")
 	if err != nil {
 		// Debian keeps it in /sbin, which a user's PATH may lack.
@@ -291,8 +295,12 @@ func buildExt4(path, name string, d Disk) error {
 	if err := sparseFile(path, int64(size)*mib); err != nil {
 		return err
 	}
-	args := mke2fsArgs(path, name, d, size, entries)
-	out, err := exec.Command(bin, args...).CombinedOutput()
+	args := mke2fsArgs(path, name, d, size, entries, seed)
+	cmd := exec.Command(bin, args...)
+	if seed != "" {
+		cmd.Env = append(os.Environ(), fmt.Sprintf("E2FSPROGS_FAKE_TIME=%d", debianEpoch))
+	}
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		msg := strings.TrimSpace(string(out))
 		if strings.Contains(msg, "Could not allocate") || strings.Contains(msg, "No space left") {
@@ -300,15 +308,131 @@ func buildExt4(path, name string, d Disk) error {
 		}
 		return fmt.Errorf("mke2fs: %v: %s", err, msg)
 	}
+	if seed != "" {
+		return fixInodeTimes(path, debianEpoch)
+	}
 	return nil
+}
+
+// fixInodeTimes sets the access and change times of every inode in use in
+// the ext4 image at path to epoch. mke2fs -d copies them from the source
+// tree, where the kernel sets ctime to the time of the last change and
+// reading a file may move its atime: neither can be set on the host, so
+// they are set in the image, with debugfs, which keeps the inodes'
+// checksums right.
+func fixInodeTimes(path string, epoch int64) error {
+	dumpe2fs, err := findTool("dumpe2fs", "e2fsprogs")
+	if err != nil {
+		return err
+	}
+	debugfs, err := findTool("debugfs", "e2fsprogs")
+	if err != nil {
+		return err
+	}
+	out, err := exec.Command(dumpe2fs, path).Output()
+	if err != nil {
+		return fmt.Errorf("dumpe2fs %s: %w", path, err)
+	}
+	used, err := usedInodes(string(out))
+	if err != nil {
+		return fmt.Errorf("dumpe2fs %s: %w", path, err)
+	}
+	var cmds bytes.Buffer
+	for _, ino := range used {
+		fmt.Fprintf(&cmds, "sif <%d> atime @%d\nsif <%d> ctime @%d\n", ino, epoch, ino, epoch)
+	}
+	cmd := exec.Command(debugfs, "-w", "-f", "-", path)
+	cmd.Stdin = &cmds
+	// Its own writes (the superblock's write time) at epoch too.
+	cmd.Env = append(os.Environ(), fmt.Sprintf("E2FSPROGS_FAKE_TIME=%d", epoch))
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("debugfs %s: %v: %s", path, err, tailLines(string(b), 5))
+	}
+	// debugfs exits 0 whatever its commands did: it echoes each command
+	// ("debugfs: sif ...") and its banner, and says nothing else unless a
+	// command fails.
+	for _, line := range strings.Split(string(b), "\n") {
+		if line != "" && !strings.HasPrefix(line, "debugfs") {
+			return fmt.Errorf("debugfs %s: %s", path, line)
+		}
+	}
+	return nil
+}
+
+// usedInodes parses dumpe2fs's output into the numbers of the inodes in
+// use, except the reserved ones below the first ordinary inode (11) other
+// than the root directory (2).
+func usedInodes(dump string) ([]int, error) {
+	perGroup := 0
+	var free [][]int // per group: the free inodes' ranges, flattened
+	for _, line := range strings.Split(dump, "\n") {
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "Inodes per group:"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				return nil, fmt.Errorf("inodes per group %q: %w", v, err)
+			}
+			perGroup = n
+			continue
+		}
+		v, ok := strings.CutPrefix(line, "Free inodes:")
+		if !ok || perGroup == 0 {
+			continue // the header's "Free inodes:" is a count
+		}
+		var ranges []int
+		for _, r := range strings.Split(v, ",") {
+			r = strings.TrimSpace(r)
+			if r == "" {
+				continue
+			}
+			lo, hi, isRange := strings.Cut(r, "-")
+			if !isRange {
+				hi = lo
+			}
+			a, err1 := strconv.Atoi(lo)
+			b, err2 := strconv.Atoi(hi)
+			if err1 != nil || err2 != nil || b < a {
+				return nil, fmt.Errorf("free inodes %q", r)
+			}
+			ranges = append(ranges, a, b)
+		}
+		free = append(free, ranges)
+	}
+	if perGroup == 0 || len(free) == 0 {
+		return nil, errors.New("no inode groups in its output")
+	}
+	var used []int
+	for g, ranges := range free {
+		next := g*perGroup + 1
+		emit := func(to int) {
+			for ino := next; ino < to; ino++ {
+				if ino == 2 || ino >= 11 {
+					used = append(used, ino)
+				}
+			}
+		}
+		for i := 0; i < len(ranges); i += 2 {
+			emit(ranges[i])
+			next = ranges[i+1] + 1
+		}
+		emit((g+1)*perGroup + 1)
+	}
+	return used, nil
 }
 
 // mke2fsArgs builds mke2fs's command line: 4 KiB blocks whatever the
 // size, root-owned files, no reserved blocks, no journal on a read-only
 // disk, and inodes enough for the entries.
-func mke2fsArgs(path, name string, d Disk, sizeMiB, entries int) []string {
-	args := []string{"-q", "-F", "-t", "ext4", "-b", "4096", "-m", "0", "-L", name,
-		"-E", "root_owner=0:0", "-d", d.Contents}
+func mke2fsArgs(path, name string, d Disk, sizeMiB, entries int, seed string) []string {
+	ext := "root_owner=0:0"
+	args := []string{"-q", "-F", "-t", "ext4", "-b", "4096", "-m", "0", "-L", name}
+	if seed != "" {
+		u := seedUUID(seed)
+		args = append(args, "-U", u)
+		ext += ",hash_seed=" + u
+	}
+	args = append(args, "-E", ext, "-d", d.Contents)
 	if d.ReadOnly {
 		args = append(args, "-O", "^has_journal")
 	}
@@ -317,6 +441,14 @@ func mke2fsArgs(path, name string, d Disk, sizeMiB, entries int) []string {
 		args = append(args, "-N", strconv.Itoa(want))
 	}
 	return append(args, path)
+}
+
+// seedUUID makes a version 4 style UUID of a seed's SHA-256.
+func seedUUID(seed string) string {
+	b := sha256.Sum256([]byte(seed))
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 func lastLine(s string) string {

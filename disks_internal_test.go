@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -26,14 +28,26 @@ func TestDiskArgs(t *testing.T) {
 }
 
 func TestMke2fsArgs(t *testing.T) {
-	got := strings.Join(mke2fsArgs("/x.ext4", "b", Disk{Contents: "/src", ReadOnly: true}, 32, 10), " ")
+	got := strings.Join(mke2fsArgs("/x.ext4", "b", Disk{Contents: "/src", ReadOnly: true}, 32, 10, ""), " ")
 	want := "-q -F -t ext4 -b 4096 -m 0 -L b -E root_owner=0:0 -d /src -O ^has_journal /x.ext4"
 	if got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
 	// Many small files in a small disk: more inodes than the default.
-	if got := strings.Join(mke2fsArgs("/x", "b", Disk{Contents: "/src"}, 8, 5000), " "); !strings.Contains(got, "-N 10064") {
+	if got := strings.Join(mke2fsArgs("/x", "b", Disk{Contents: "/src"}, 8, 5000, ""), " "); !strings.Contains(got, "-N 10064") {
 		t.Errorf("got %q, want -N 10064", got)
+	}
+	// A seed fixes the UUID and the directory hash seed, one UUID per seed.
+	u := seedUUID("k1")
+	got = strings.Join(mke2fsArgs("/x", "root", Disk{Contents: "/src"}, 64, 10, "k1"), " ")
+	if want := "-U " + u + " -E root_owner=0:0,hash_seed=" + u + " -d /src"; !strings.Contains(got, want) {
+		t.Errorf("got %q, want it to contain %q", got, want)
+	}
+	if !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`).MatchString(u) {
+		t.Errorf("seedUUID: got %q, want a version 4 UUID", u)
+	}
+	if seedUUID("k2") == u {
+		t.Error("seedUUID: two seeds, one UUID")
 	}
 }
 
@@ -84,14 +98,14 @@ func TestBuildExt4TooSmall(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(src, "f"), b, 0o644)
 	out := filepath.Join(t.TempDir(), "d.ext4")
-	err := once(out, func(tmp string) error { return buildExt4(tmp, "d", Disk{Contents: src, SizeMiB: 3}) })
+	err := once(out, func(tmp string) error { return buildExt4(tmp, "d", Disk{Contents: src, SizeMiB: 3}, "") })
 	if !errors.Is(err, ErrDiskTooSmall) {
 		t.Fatalf("got %v, want ErrDiskTooSmall", err)
 	}
 	if _, err := os.Stat(out); err == nil {
 		t.Error("a failed build left the disk file behind")
 	}
-	if err := once(out, func(tmp string) error { return buildExt4(tmp, "d", Disk{Contents: src}) }); err != nil {
+	if err := once(out, func(tmp string) error { return buildExt4(tmp, "d", Disk{Contents: src}, "") }); err != nil {
 		t.Fatalf("auto size: %v", err)
 	}
 }
@@ -114,5 +128,32 @@ func TestCheckServices(t *testing.T) {
 				t.Errorf("got %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestUsedInodes(t *testing.T) {
+	dump := `Inode count:              48
+Free inodes:              30
+Inodes per group:         16
+
+Group 0: (Blocks 0-32767) csum 0x1234
+  Free inodes: 14-16
+Group 1: (Blocks 32768-65535)
+  Free inodes: 17-20, 23, 25-32
+Group 2: (Blocks 65536-98303)
+  Free inodes: 
+`
+	got, err := usedInodes(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []int{2, 11, 12, 13, 21, 22, 24, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	for _, bad := range []string{"", "Inodes per group: 16\n  Free inodes: 9-3\n", "Inodes per group: x\n"} {
+		if _, err := usedInodes(bad); err == nil {
+			t.Errorf("usedInodes(%q): no error", bad)
+		}
 	}
 }

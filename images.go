@@ -75,14 +75,32 @@ func (tb *Testbed) busybox(ctx context.Context) (string, error) {
 // Its steps are reported to Options.Progress as the machine name's.
 func (tb *Testbed) bootFiles(ctx context.Context, name string, cfg MachineConfig) (bootFiles, error) {
 	if cfg.Debian != nil {
-		return tb.debianBootFiles(ctx, cfg)
+		return tb.debianBootFiles(ctx, name, cfg)
 	}
-	img, err := buildImage(ctx, tb.cache, cfg, nil, reporter{machine: name, fn: tb.progress})
+	var lock *pkgset.Lock
+	if cfg.LockFile != "" && cfg.Initrd == "" {
+		var err error
+		if lock, err = readLockFile(cfg.LockFile); err != nil {
+			return bootFiles{}, err
+		}
+		if lock != nil {
+			if err := checkLockRequest("lock file "+cfg.LockFile, lock, cfg.Packages); err != nil {
+				return bootFiles{}, err
+			}
+		}
+	}
+	img, err := buildImage(ctx, tb.cache, cfg, lock, reporter{machine: name, fn: tb.progress})
 	if err != nil {
 		return bootFiles{}, err
 	}
 	if len(cfg.Packages) > 0 {
 		tb.logf("shakedown: initramfs %s with packages %s; lock in %s", shortKey(img.Key), memberList(img.Packages), img.LockPath)
+	}
+	if cfg.LockFile != "" && lock == nil && img.Lock != nil {
+		if err := writeLockFile(cfg.LockFile, img.Lock); err != nil {
+			return bootFiles{}, err
+		}
+		tb.logf("shakedown: %s: wrote lock file %s (commit it to pin these packages)", name, cfg.LockFile)
 	}
 	return bootFiles{kernel: img.Kernel, initrd: img.Path}, nil
 }

@@ -35,6 +35,15 @@ type MachineConfig struct {
 	// exactly goes in). The versions used are recorded in a lock file
 	// next to the cached image; BuildImage builds from a lock.
 	Packages []string
+	// LockFile pins the machine's Debian packages, as go.sum pins
+	// modules: those of Packages (with the kernel and busybox), or of
+	// Debian. When the file exists the build installs exactly the
+	// versions and SHA-256 it lists, whatever the mirror has today; when
+	// it does not, the build writes there the lock it used, for the test
+	// to commit. A lock made for other packages fails the build: delete
+	// the file to lock afresh. A relative path is from the test's
+	// working directory (its package's, under go test).
+	LockFile string
 	// Modules are kernel modules to load at boot besides the virtio
 	// drivers, with their dependencies (e.g. "overlay").
 	Modules []string
@@ -130,6 +139,9 @@ func newMachine(tb *Testbed, name string, cfg MachineConfig) (*machine, error) {
 				return nil, fmt.Errorf("machine %s: file for %s: %w", name, f.Guest, err)
 			}
 		}
+	}
+	if cfg.LockFile != "" && cfg.Initrd != "" {
+		return nil, fmt.Errorf("machine %s: LockFile pins the packages shakedown installs; a machine with its own Initrd has none (leave LockFile empty)", name)
 	}
 	if err := errors.Join(checkServices(cfg), checkDisks(cfg.Disks), checkDebian(cfg)); err != nil {
 		return nil, fmt.Errorf("machine %s: %w", name, err)

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/shakedown-dev/shakedown/image/cache"
 	"github.com/shakedown-dev/shakedown/image/deb"
 	"github.com/shakedown-dev/shakedown/image/kernel"
+	"github.com/shakedown-dev/shakedown/image/pkgset"
 	"github.com/shakedown-dev/shakedown/internal/testenv"
 )
 
@@ -165,4 +168,92 @@ func TestPackagesInGuest(t *testing.T) {
 	}
 	// Busybox's applets stay for everything the packages do not ship.
 	m.Succeed("ls /usr/bin/curl && sh -c true")
+}
+
+// TestLockFile pins a machine's packages with MachineConfig.LockFile: the
+// first run writes it, a later run installs what it lists (a lock whose
+// hash is not the package's fails), and a spec that changed fails with
+// what changed.
+func TestLockFile(t *testing.T) {
+	testenv.NeedVM(t)
+	needApt(t)
+	lockPath := filepath.Join(t.TempDir(), "testdata", "jq.lock")
+	cfg := shakedown.MachineConfig{Packages: []string{"jq"}, LockFile: lockPath}
+
+	t.Run("first run writes it", func(t *testing.T) {
+		tb := newTestbed(t)
+		m := tb.Machine("locked", cfg)
+		m.Start()
+		got := m.Succeed("jq --version")
+		b, err := os.ReadFile(lockPath)
+		if err != nil {
+			t.Fatalf("no lock file after the first run: %v", err)
+		}
+		lock, err := pkgset.ParseLock(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		jq, ok := lock.Find("jq")
+		if !ok || !slices.Equal(lock.Request, []string{"jq"}) {
+			t.Fatalf("lock file: got request %v, jq found %v; want [jq] and jq:\n%s", lock.Request, ok, b)
+		}
+		// jq says "jq-1.6"; Debian's version is "1.6-2.1".
+		if !strings.HasPrefix(jq.Version, strings.TrimPrefix(strings.TrimSpace(got), "jq-")) {
+			t.Errorf("guest runs %q, lock has jq %s", got, jq.Version)
+		}
+	})
+	t.Run("later runs install what it lists", func(t *testing.T) {
+		before, err := os.ReadFile(lockPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tb := newTestbed(t)
+		tb.Machine("locked", cfg).Start()
+		if after, _ := os.ReadFile(lockPath); !bytes.Equal(before, after) {
+			t.Errorf("a locked run rewrote the lock file")
+		}
+
+		// The same lock with another hash for jq: the build must refuse
+		// the .deb the mirror serves.
+		tampered := filepath.Join(t.TempDir(), "tampered.lock")
+		lock, _ := pkgset.ParseLock(before)
+		for i := range lock.Packages {
+			if lock.Packages[i].Name == "jq" {
+				lock.Packages[i].SHA256 = strings.Repeat("0", 64)
+			}
+		}
+		os.WriteFile(tampered, lock.Marshal(), 0o644)
+		bad := cfg
+		bad.LockFile = tampered
+		tb2 := newTestbed(t)
+		m := tb2.Machine("tampered", bad)
+		msg, _ := expectFatal(t, func() { m.Start() })
+		if !strings.Contains(msg, "jq") || !strings.Contains(msg, strings.Repeat("0", 64)) {
+			t.Errorf("got %q, want a hash mismatch of jq against the lock's sha256", msg)
+		}
+	})
+	t.Run("a changed spec fails", func(t *testing.T) {
+		tb := newTestbed(t)
+		changed := cfg
+		changed.Packages = []string{"jq", "file"}
+		m := tb.Machine("changed", changed)
+		msg, _ := expectFatal(t, func() { m.Start() })
+		for _, want := range []string{"lock file " + lockPath, "the spec adds file", "delete it"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("got %q, want it to contain %q", msg, want)
+			}
+		}
+	})
+	t.Run("a corrupt lock file fails", func(t *testing.T) {
+		corrupt := filepath.Join(t.TempDir(), "corrupt.lock")
+		os.WriteFile(corrupt, []byte("{not json"), 0o644)
+		bad := cfg
+		bad.LockFile = corrupt
+		tb := newTestbed(t)
+		m := tb.Machine("corrupt", bad)
+		msg, _ := expectFatal(t, func() { m.Start() })
+		if !strings.Contains(msg, corrupt) || !strings.Contains(msg, "delete it") {
+			t.Errorf("got %q, want the file named and what to do", msg)
+		}
+	})
 }

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/shakedown-dev/shakedown/internal/suggest"
 )
@@ -20,7 +22,31 @@ import (
 // `apt-get install`. It runs apt-cache and apt-get download, which need no
 // root, but it does need package lists (`apt-get update`). The zero value is
 // ready to use.
-type Apt struct{}
+type Apt struct {
+	// Timeout bounds one Download, apt's own retries included: past it
+	// apt-get is stopped and the error names the mirror and this limit.
+	// Zero means DefaultDownloadTimeout. A sooner deadline on the context
+	// still wins.
+	Timeout time.Duration
+}
+
+// DefaultDownloadTimeout bounds a Download when Apt.Timeout is zero. apt
+// itself reports a mirror that accepts connections but never answers after
+// about four minutes (two waits of Acquire::http::Timeout, 30 s, on each of
+// 1+Acquire::Retries tries), so this is only the backstop for what apt does
+// not time out; it fits the largest .deb a test needs, a linux-image of
+// about 70 MB, at 1 Mbit/s.
+const DefaultDownloadTimeout = 15 * time.Minute
+
+// printURIsTimeout bounds the `apt-get download --print-uris` run that
+// names the mirror after a download ran out of time: it reads local lists
+// only, about half a second without a pkgcache.bin.
+const printURIsTimeout = 30 * time.Second
+
+// aptWaitDelay is how long runApt waits for apt's output pipes to close
+// after it has killed apt's process group: a method that escaped the group
+// must not make a cancelled download hang.
+const aptWaitDelay = 5 * time.Second
 
 // Resolve returns the candidate version of name as `apt-cache policy` shows
 // it, or the exact version when name is "name=version". An unknown name or
@@ -112,7 +138,12 @@ func resolve(ctx context.Context, name, pkg, ver string, exact bool) (Package, e
 
 // Download runs `apt-get download name=version` in dstDir and returns the
 // path of the .deb it wrote. It does not verify the hash; Fetch does.
-func (Apt) Download(ctx context.Context, p Package, dstDir string) (string, error) {
+//
+// A mirror that cannot be reached (connection refused, a name that does not
+// resolve, no answer within apt's timeouts or within a.Timeout) is
+// ErrMirrorUnreachable, with the mirror's URL and what to check in the
+// message.
+func (a Apt) Download(ctx context.Context, p Package, dstDir string) (string, error) {
 	if !validName(p.Name) || !validVersion(p.Version) {
 		return "", fmt.Errorf("download %s: not a Debian package name and version", p)
 	}
@@ -123,14 +154,118 @@ func (Apt) Download(ctx context.Context, p Package, dstDir string) (string, erro
 		args = append(args, "-o", "APT::Sandbox::User=root")
 	}
 	args = append(args, p.String())
-	_, stderr, err := runApt(ctx, dstDir, "apt-get", args...)
+	timeout := a.Timeout
+	if timeout <= 0 {
+		timeout = DefaultDownloadTimeout
+	}
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	_, stderr, err := runApt(dctx, dstDir, "apt-get", args...)
 	if err != nil {
-		if errors.Is(err, ErrNoApt) {
+		switch {
+		case errors.Is(err, ErrNoApt):
 			return "", fmt.Errorf("download %s: %w", p, err)
+		case errors.Is(ctx.Err(), context.Canceled):
+			return "", fmt.Errorf("download %s: %w", p, ctx.Err())
+		case ctx.Err() != nil:
+			// The caller's deadline, e.g. the testbed's: say what it cut short.
+			return "", fmt.Errorf("download %s: no complete .deb from mirror %s in the %v before the context's deadline: %w",
+				p, mirrorURL(ctx, p), time.Since(start).Round(time.Second), ctx.Err())
+		case dctx.Err() != nil:
+			return "", fmt.Errorf("download %s: %w: %s: no complete .deb within %v (deb.Apt.Timeout), so apt-get was stopped (%w); if the link is only slow, raise Apt.Timeout; else %s",
+				p, ErrMirrorUnreachable, mirrorURL(ctx, p), timeout, dctx.Err(), unreachableHelp)
+		}
+		if url, reason, ok := failedFetch(stderr); ok && unreachable(reason) {
+			if timedOut(reason) {
+				reason += " (apt gave up after Acquire::http::Timeout, 30 s unless set, on each of 1+Acquire::Retries tries)"
+			}
+			return "", fmt.Errorf("download %s: %w: %s: %s; %s", p, ErrMirrorUnreachable, mirrorBase(url, p), reason, unreachableHelp)
 		}
 		return "", fmt.Errorf("download %s: apt-get download: %w: %s (if the mirror no longer has this version, run `apt-get update`)", p, err, lastLines(stderr, 3))
 	}
 	return findDeb(dstDir, p.Name)
+}
+
+// unreachableHelp is the advice for a mirror that cannot be reached.
+const unreachableHelp = "check the network and any proxy (http_proxy, Acquire::http::Proxy), and the mirror in apt's sources (/etc/apt/sources.list, /etc/apt/sources.list.d/); .debs already in the shakedown cache need no mirror, so a locked build (ImageOptions.Lock) whose packages are all cached works offline"
+
+// unreachablePhrases are what apt's http and https methods say (in the C
+// locale) when no answer came from the mirror or the proxy in between, as
+// opposed to an answer that was wrong (404, a hash mismatch).
+var unreachablePhrases = []string{
+	"Could not connect to",                // refused, no route, network down, connect timeout
+	"Unable to connect to",                // other connect(2) failures
+	"Could not resolve '",                 // no such name
+	"Temporary failure resolving",         // no DNS server answers
+	"Something wicked happened resolving", // other resolver errors
+	"System error resolving",
+	"Connection failed", // connected, then no answer within Acquire::http::Timeout, twice
+	"Connection timed out",
+	"Timed out while waiting", // to or from a proxy
+	"SOCKS proxy",
+}
+
+// unreachable reports whether apt's reason for a failed fetch means the
+// mirror (or the proxy) could not be reached.
+func unreachable(reason string) bool {
+	for _, ph := range unreachablePhrases {
+		if strings.Contains(reason, ph) {
+			return true
+		}
+	}
+	return false
+}
+
+// timedOut reports whether apt's reason is one of its own timeouts, so that
+// the error can say which settings bound the wait.
+func timedOut(reason string) bool {
+	return strings.Contains(reason, "timed out") || strings.Contains(reason, "Timed out") || strings.Contains(reason, "Connection failed")
+}
+
+// failedFetch returns the URL and apt's reason from the first line of apt's
+// stderr shaped "E: Failed to fetch URL  reason".
+func failedFetch(stderr string) (url, reason string, ok bool) {
+	for line := range strings.SplitSeq(stderr, "\n") {
+		rest, found := strings.CutPrefix(strings.TrimSpace(line), "E: Failed to fetch ")
+		if !found {
+			continue
+		}
+		url, reason, _ = strings.Cut(rest, " ")
+		return url, strings.TrimSpace(reason), url != ""
+	}
+	return "", "", false
+}
+
+// mirrorBase returns the archive root in url, the URL of p's file: what a
+// sources.list line names, e.g. http://deb.debian.org/debian.
+func mirrorBase(url string, p Package) string {
+	if p.Filename != "" {
+		if base, ok := strings.CutSuffix(url, "/"+p.Filename); ok {
+			return base
+		}
+	}
+	if i := strings.Index(url, "/pool/"); i > 0 {
+		return url[:i]
+	}
+	return url
+}
+
+// mirrorURL asks apt, without touching the network, which mirror serves p
+// (its archive root, as mirrorBase returns it), for an error about a
+// download that ran out of time and so left no message of apt's to read the
+// URL from. ctx may be past its deadline.
+func mirrorURL(ctx context.Context, p Package) string {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), printURIsTimeout)
+	defer cancel()
+	out, _, err := runApt(ctx, "", "apt-get", "download", "--print-uris", p.String())
+	if err == nil {
+		// Output is 'URL' file size hash.
+		if f := strings.Fields(string(out)); len(f) > 0 {
+			return mirrorBase(strings.Trim(f[0], "'"), p)
+		}
+	}
+	return "(`apt-cache policy " + p.Name + "` names it)"
 }
 
 // findDeb returns the one .deb of package name in dir. apt names the file
@@ -154,7 +289,9 @@ func findDeb(dir, name string) (string, error) {
 }
 
 // runApt runs an apt tool in the C locale, so that messages can be matched,
-// and returns its stdout and stderr.
+// and returns its stdout and stderr. When ctx ends the tool's whole process
+// group is killed: apt-get's download methods are children that would
+// otherwise keep waiting on the network, and keep stderr open.
 func runApt(ctx context.Context, dir, tool string, args ...string) ([]byte, string, error) {
 	path, err := exec.LookPath(tool)
 	if err != nil {
@@ -163,6 +300,9 @@ func runApt(ctx context.Context, dir, tool string, args ...string) ([]byte, stri
 	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "LC_ALL=C", "LANG=C", "LANGUAGE=")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = aptWaitDelay
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr

@@ -28,6 +28,13 @@ const (
 // returns a tar reader over its decompressed content. close releases the
 // decompressor.
 func dataTar(r io.ReaderAt, size int64) (tr *tar.Reader, close func(), err error) {
+	return memberTar(r, size, "data.tar")
+}
+
+// memberTar finds the member of the .deb in r (of the given size) whose
+// name starts with prefix, "data.tar" or "control.tar", and returns a tar
+// reader over its decompressed content. close releases the decompressor.
+func memberTar(r io.ReaderAt, size int64, prefix string) (tr *tar.Reader, close func(), err error) {
 	magic := make([]byte, len(arMagic))
 	if _, err := r.ReadAt(magic, 0); err != nil || string(magic) != arMagic {
 		return nil, nil, fmt.Errorf("not a .deb: no ar archive header")
@@ -57,11 +64,11 @@ func dataTar(r io.ReaderAt, size int64) (tr *tar.Reader, close func(), err error
 				return nil, nil, fmt.Errorf("unsupported .deb format version %q", bytes.TrimSpace(v))
 			}
 			sawBinary = true
-		case strings.HasPrefix(name, "data.tar"):
+		case strings.HasPrefix(name, prefix):
 			if !sawBinary {
-				return nil, nil, fmt.Errorf("not a .deb: data member before debian-binary")
+				return nil, nil, fmt.Errorf("not a .deb: %s member before debian-binary", prefix)
 			}
-			rc, err := decompress(strings.TrimPrefix(name, "data.tar"), body)
+			rc, err := decompress(strings.TrimPrefix(name, prefix), body)
 			if err != nil {
 				return nil, nil, fmt.Errorf("%s: %w", name, err)
 			}
@@ -69,7 +76,7 @@ func dataTar(r io.ReaderAt, size int64) (tr *tar.Reader, close func(), err error
 		}
 		off += arHeaderLen + n + n%2 // members are padded to an even offset
 	}
-	return nil, nil, fmt.Errorf("not a .deb: no data.tar member")
+	return nil, nil, fmt.Errorf("not a .deb: no %s member", prefix)
 }
 
 // decompress returns a reader of the content of r compressed as ext says

@@ -21,6 +21,10 @@ var (
 	// ErrNoPackageLists means apt has never downloaded package lists
 	// (`apt-get update` was not run), so nothing can be resolved.
 	ErrNoPackageLists = errors.New("apt has no package lists")
+	// ErrMirrorUnreachable means a download got no answer from the mirror:
+	// the connection was refused or timed out, or its name did not
+	// resolve. Packages already cached can still be used.
+	ErrMirrorUnreachable = errors.New("mirror unreachable")
 )
 
 // Package is one exact binary package version as a Debian index publishes it.
