@@ -105,7 +105,7 @@ const (
 
 // debianFormat changes when the way the image is made changes, so that
 // old cache entries are not reused.
-const debianFormat = "shakedown-debian-2"
+const debianFormat = "shakedown-debian-3"
 
 var unitNameRE = regexp.MustCompile(`^[A-Za-z0-9:_.@-]+\.(service|socket|target|timer|path|mount)$`)
 

@@ -11,7 +11,9 @@
 //
 // Networks are declared with network(name, mtu=, capture=) and joined with
 // machine(..., networks=[...]); block, unblock, partition, heal and
-// net.impair(machine, loss=, delay=, ...) cut and degrade them. Session
+// net.impair(machine, loss=, delay=, ...) cut and degrade them. A machine
+// takes Debian packages= and a lock_file= that pins them, a path beside
+// the scenario as files are. Session
 // is the interactive form: Open boots the declared machines and Eval runs
 // what the user types with them bound.
 //

@@ -20,7 +20,7 @@ func TestLoadDeclarations(t *testing.T) {
 web = machine("web", memory = "1G", cpus = 2,
     files = {"/srv/index.html": b"hi\n", "/etc/hello": "hello.txt"},
     modules = ["overlay"], kernel_args = ["quiet"], boot_timeout = 90)
-db = machine("db", memory = 256)
+db = machine("db", memory = 256, packages = ["jq", "curl"], lock_file = "db.lock")
 
 def test():
     web.succeed("true")
@@ -53,6 +53,10 @@ def test():
 	}
 	if db.Config.MemoryMiB != 256 {
 		t.Errorf("got db memory %d, want 256", db.Config.MemoryMiB)
+	}
+	// The lock file sits beside the scenario, like its files.
+	if got := strings.Join(db.Config.Packages, " "); got != "jq curl" || db.Config.LockFile != "testdata/db.lock" {
+		t.Errorf("got packages %q, lock file %q; want jq curl and testdata/db.lock", got, db.Config.LockFile)
 	}
 }
 
@@ -99,6 +103,8 @@ func TestLoadErrors(t *testing.T) {
 		{"twice declared", web + "machine(\"web\")\n", "2:8", "machine web declared twice (first at testdata/bad.star:1:14)"},
 		{"bad memory", "m = machine(\"m\", memory = \"lots\")\n", "1:12", "machine m: memory: \"lots\": want a size"},
 		{"modules not a list", "m = machine(\"m\", modules = \"overlay\")\n", "1:12", "machine: for parameter \"modules\": got string, want iterable"},
+		{"packages not a list", "m = machine(\"m\", packages = \"jq\")\n", "1:12", "machine: for parameter \"packages\": got string, want iterable"},
+		{"package not a string", "m = machine(\"m\", packages = [1])\n", "1:12", "machine m: packages: got int in the list, want strings"},
 		{"no steps", web + "log(\"nothing to do\")\n", "1:1", "scenario has no steps: define test() or call machine verbs at the top level"},
 		{"test with parameters", web + "def test(m):\n    m.succeed(\"true\")\n", "2:1", "test() must take no arguments"},
 		{"subtest without a function", web + "subtest(\"x\")\n", "2:8", "subtest: missing argument for fn"},

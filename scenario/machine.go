@@ -84,7 +84,8 @@ func closest(name string, candidates []string) string {
 }
 
 // machineBuiltin is machine(name, memory=, cpus=, files=, modules=,
-// kernel_args=, boot_timeout=, networks=, manual_addresses=).
+// kernel_args=, boot_timeout=, networks=, manual_addresses=, packages=,
+// lock_file=).
 func (r *runner) machineBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var (
 		name                string
@@ -94,11 +95,14 @@ func (r *runner) machineBuiltin(thread *starlark.Thread, b *starlark.Builtin, ar
 		modules, kargs      starlark.Iterable
 		networks            starlark.Iterable
 		manual              bool
+		packages            starlark.Iterable
+		lockFile            string
 	)
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs,
 		"name", &name, "memory?", &memory, "cpus?", &cpus, "files?", &files,
 		"modules?", &modules, "kernel_args?", &kargs, "boot_timeout?", &bootTimeout,
-		"networks?", &networks, "manual_addresses?", &manual); err != nil {
+		"networks?", &networks, "manual_addresses?", &manual,
+		"packages?", &packages, "lock_file?", &lockFile); err != nil {
 		return nil, err
 	}
 	if err := shakedown.CheckName("machine", name); err != nil {
@@ -130,6 +134,14 @@ func (r *runner) machineBuiltin(thread *starlark.Thread, b *starlark.Builtin, ar
 	}
 	if cfg.Networks, err = r.networkNames("machine "+name+": networks", iterValues(networks)); err != nil {
 		return nil, err
+	}
+	if cfg.Packages, err = stringList(packages); err != nil {
+		return nil, fmt.Errorf("machine %s: packages: %w", name, err)
+	}
+	if lockFile != "" {
+		// Beside the scenario, like its files, so that it is committed
+		// with it.
+		cfg.LockFile = r.sc.hostPath(lockFile)
 	}
 	cfg.ManualAddresses = manual
 	if manual && len(cfg.Networks) == 0 {

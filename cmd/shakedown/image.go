@@ -26,6 +26,9 @@ const imageUsage = `usage: shakedown image <command> [flags]
 commands:
   build [--packages a,b] [--lock FILE]   build a machine's initramfs, print its key, size and contents
                                          (on a terminal, a live line shows downloads and build steps)
+  build --debian [--suite S] [--packages a,b] [--lock FILE]
+                                         build a full Debian system's root disk (mmdebstrap, root);
+                                         with a lock, from exactly the locked .debs, byte for byte
   ls                                     list cached images (initramfs, debian-rootfs, debian-disk)
                                          with sizes on disk, ages and packages
   gc [--older-than 7d]                   remove cached images not used for that long (a Debian
@@ -64,14 +67,16 @@ func imageBuild(args []string) error {
 	packages := flags.String("packages", "", "comma-separated Debian packages (name or name=version)")
 	lockFile := flags.String("lock", "", "lock file: pins packages when it exists, and receives the build's lock")
 	cacheDir := flags.String("cache", "", "cache directory (default $SHAKEDOWN_CACHE or the user cache)")
+	debian := flags.Bool("debian", false, "build a full Debian system's root disk instead of an initramfs")
+	suite := flags.String("suite", "", "with --debian: the Debian suite (default the host's)")
 	flags.Parse(args)
 	if flags.NArg() > 0 {
 		return fmt.Errorf("image build: unexpected arguments %q", flags.Args())
 	}
-	var cfg shakedown.MachineConfig
+	var pkgs []string
 	for p := range strings.SplitSeq(*packages, ",") {
 		if p = strings.TrimSpace(p); p != "" {
-			cfg.Packages = append(cfg.Packages, p)
+			pkgs = append(pkgs, p)
 		}
 	}
 	opts := shakedown.ImageOptions{CacheDir: *cacheDir}
@@ -89,6 +94,13 @@ func imageBuild(args []string) error {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, imageBuildTimeout)
 	defer cancel()
+	if *debian {
+		return debianBuild(ctx, &shakedown.DebianSystem{Suite: *suite, Packages: pkgs, Lock: opts.Lock}, opts, *lockFile)
+	}
+	if *suite != "" {
+		return errors.New("image build: --suite is for --debian")
+	}
+	cfg := shakedown.MachineConfig{Packages: pkgs}
 	// Progress goes to stderr, where it stays out of a piped result.
 	status := newStatusLine(os.Stderr, os.Getenv("NO_COLOR") == "")
 	opts.Progress = status.Progress()
@@ -126,6 +138,37 @@ func imageBuild(args []string) error {
 		}
 		w.Flush()
 	}
+	return nil
+}
+
+// debianBuild builds a Debian system's root disk and prints what it is.
+func debianBuild(ctx context.Context, d *shakedown.DebianSystem, opts shakedown.ImageOptions, lockFile string) error {
+	began := time.Now()
+	fmt.Fprintln(os.Stderr, "building a Debian root file system (mmdebstrap: a minute or more when not cached)")
+	img, err := shakedown.BuildDebian(ctx, shakedown.MachineConfig{Debian: d}, opts)
+	if err != nil {
+		return fmt.Errorf("image build: %w", err)
+	}
+	if lockFile != "" && d.Lock == nil {
+		if img.Lock == nil {
+			return fmt.Errorf("image build: no lock to write to %s: the packages are not in the host's apt index (another suite?)", lockFile)
+		}
+		if err := writeFileAtomic(lockFile, img.Lock.Marshal()); err != nil {
+			return fmt.Errorf("image build: write lock: %w", err)
+		}
+	}
+	fmt.Printf("key      %s\n", img.Key)
+	fmt.Printf("rootfs   %s\n", img.RootfsKey)
+	fmt.Printf("disk     %s\n", img.Path)
+	fmt.Printf("size     %s (allocated)\n", mib(img.Size))
+	fmt.Printf("kernel   %s\n", img.Kernel)
+	if img.LockPath != "" {
+		fmt.Printf("lock     %s (%d packages)\n", img.LockPath, len(img.Lock.Packages))
+		if lockFile != "" && d.Lock == nil {
+			fmt.Printf("         written to %s\n", lockFile)
+		}
+	}
+	fmt.Printf("built in %.2fs\n", time.Since(began).Seconds())
 	return nil
 }
 
