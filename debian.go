@@ -165,15 +165,18 @@ func BuildDebian(ctx context.Context, cfg MachineConfig, opts ImageOptions) (*De
 	if err != nil {
 		return nil, err
 	}
-	return buildDebian(ctx, c, cfg, nil)
+	return buildDebian(ctx, c, cfg, nil, reporter{fn: serialized(opts.Progress)})
 }
 
-func buildDebian(ctx context.Context, c *cache.Cache, cfg MachineConfig, logf func(string, ...any)) (*DebianImage, error) {
+func buildDebian(ctx context.Context, c *cache.Cache, cfg MachineConfig, logf func(string, ...any), rep reporter) (*DebianImage, error) {
 	if err := checkDebian(cfg); err != nil {
 		return nil, err
 	}
 	d := cfg.Debian
-	k, err := kernel.Debian(ctx, c, deb.Apt{})
+	src := rep.watch(deb.Apt{})
+	end := rep.begin(StepKernel)
+	k, err := kernel.Debian(ctx, c, src)
+	end(err)
 	if err != nil {
 		return nil, fmt.Errorf("kernel: %w", err)
 	}
@@ -181,7 +184,9 @@ func buildDebian(ctx context.Context, c *cache.Cache, cfg MachineConfig, logf fu
 	if img.Kernel == "" {
 		img.Kernel = k.BzImage
 	}
+	end = rep.begin(StepAgent)
 	agent, err := agentbuild.Path(ctx, filepath.Join(c.Root, "agent-build"))
+	end(err)
 	if err != nil {
 		return nil, err
 	}
@@ -208,12 +213,14 @@ func buildDebian(ctx context.Context, c *cache.Cache, cfg MachineConfig, logf fu
 		return nil, err
 	}
 	img.RootfsKey = rs.key()
+	end = rep.begin(StepRootfs)
 	tarball, err := c.File(DebianRootfsKind, img.RootfsKey, func(f *os.File) error {
 		if logf != nil {
 			logf("shakedown: building a Debian %s root file system with mmdebstrap (a minute or more)", rs.suite)
 		}
-		return rs.build(ctx, c, f)
+		return rs.build(ctx, c, src, f)
 	})
+	end(err)
 	if err != nil {
 		return nil, fmt.Errorf("debian rootfs: %w", err)
 	}
@@ -266,9 +273,11 @@ func buildDebian(ctx context.Context, c *cache.Cache, cfg MachineConfig, logf fu
 	// Modules the user asks for are loaded by systemd-modules-load.
 	fmt.Fprintf(h, "modules %q\n", cfg.Modules)
 	img.Key = hex.EncodeToString(h.Sum(nil))
+	end = rep.begin(StepDisk)
 	img.Path, err = c.File(DebianDiskKind, img.Key, func(f *os.File) error {
 		return makeDebianDisk(ctx, f.Name(), tarball, agent, k.ModulesDir, cfg, img.Key)
 	})
+	end(err)
 	if err != nil {
 		return nil, fmt.Errorf("debian disk: %w", err)
 	}
@@ -381,8 +390,8 @@ func (r *rootfs) key() string {
 }
 
 // build runs mmdebstrap into f as a tarball: from the locked packages
-// when there is a lock (fetched into c), else from the sources.
-func (r *rootfs) build(ctx context.Context, c *cache.Cache, f *os.File) error {
+// when there is a lock (fetched from src into c), else from the sources.
+func (r *rootfs) build(ctx context.Context, c *cache.Cache, src deb.Source, f *os.File) error {
 	if os.Geteuid() != 0 {
 		return errors.New("mmdebstrap needs root to build a Debian system (its unshare mode needs subuids; run the tests as root)")
 	}
@@ -393,7 +402,7 @@ func (r *rootfs) build(ctx context.Context, c *cache.Cache, f *os.File) error {
 			return err
 		}
 		defer os.RemoveAll(repo)
-		line, err := localRepo(ctx, c, deb.Apt{}, r.lock, r.suite, repo)
+		line, err := localRepo(ctx, c, src, r.lock, r.suite, repo)
 		if err != nil {
 			return err
 		}
@@ -762,7 +771,7 @@ func (tb *Testbed) debianBootFiles(ctx context.Context, name string, cfg Machine
 			cfg.Debian = &d
 		}
 	}
-	img, err := buildDebian(ctx, tb.cache, cfg, tb.logf)
+	img, err := buildDebian(ctx, tb.cache, cfg, tb.logf, reporter{machine: name, fn: tb.progress})
 	if err != nil {
 		return bootFiles{}, err
 	}

@@ -46,6 +46,11 @@ const (
 	// StepInitramfs hashes the image's contents and, on a cache miss,
 	// writes the initramfs.
 	StepInitramfs = "build initramfs"
+	// StepRootfs builds a Debian system's root file system with
+	// mmdebstrap, on a cache miss (with a lock, after fetching its .debs).
+	StepRootfs = "build root file system"
+	// StepDisk makes a Debian system's root disk image, on a cache miss.
+	StepDisk = "build root disk"
 	// StepBoot runs from QEMU's start until the agent answers.
 	StepBoot = "boot"
 	// StepUp is the last event of a boot: the machine answers commands.

@@ -94,16 +94,16 @@ func imageBuild(args []string) error {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, imageBuildTimeout)
 	defer cancel()
-	if *debian {
-		return debianBuild(ctx, &shakedown.DebianSystem{Suite: *suite, Packages: pkgs, Lock: opts.Lock}, opts, *lockFile)
-	}
-	if *suite != "" {
+	if *suite != "" && !*debian {
 		return errors.New("image build: --suite is for --debian")
 	}
-	cfg := shakedown.MachineConfig{Packages: pkgs}
 	// Progress goes to stderr, where it stays out of a piped result.
 	status := newStatusLine(os.Stderr, os.Getenv("NO_COLOR") == "")
 	opts.Progress = status.Progress()
+	if *debian {
+		return debianBuild(ctx, &shakedown.DebianSystem{Suite: *suite, Packages: pkgs, Lock: opts.Lock}, opts, *lockFile, status)
+	}
+	cfg := shakedown.MachineConfig{Packages: pkgs}
 	status.Start()
 	began := time.Now()
 	img, err := shakedown.BuildImage(ctx, cfg, opts)
@@ -142,10 +142,11 @@ func imageBuild(args []string) error {
 }
 
 // debianBuild builds a Debian system's root disk and prints what it is.
-func debianBuild(ctx context.Context, d *shakedown.DebianSystem, opts shakedown.ImageOptions, lockFile string) error {
+func debianBuild(ctx context.Context, d *shakedown.DebianSystem, opts shakedown.ImageOptions, lockFile string, status *statusLine) error {
 	began := time.Now()
-	fmt.Fprintln(os.Stderr, "building a Debian root file system (mmdebstrap: a minute or more when not cached)")
+	status.Start()
 	img, err := shakedown.BuildDebian(ctx, shakedown.MachineConfig{Debian: d}, opts)
+	status.Close()
 	if err != nil {
 		return fmt.Errorf("image build: %w", err)
 	}
