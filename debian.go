@@ -60,6 +60,12 @@ import (
 type DebianSystem struct {
 	// Suite is a Debian suite such as "bookworm"; "" means the host's.
 	Suite string
+	// Mirror is the Debian mirror to install from, such as
+	// "http://deb.debian.org/debian" or a local one (any URL or
+	// sources.list line mmdebstrap takes); "" means the host's apt
+	// sources for the host's suite, else deb.debian.org. A locked build
+	// uses no mirror.
+	Mirror string
 	// Packages are further Debian packages (names, or name=version) to
 	// install with their dependencies, as apt would (without
 	// recommends). Their services start as Debian enables them.
@@ -358,9 +364,12 @@ func rootfsSpec(d *DebianSystem) (*rootfs, error) {
 		}
 		r.suite = h.suite
 	}
-	if r.suite == h.suite && len(h.sources) > 0 {
+	switch {
+	case d.Mirror != "":
+		r.sources = []string{d.Mirror}
+	case r.suite == h.suite && len(h.sources) > 0:
 		r.sources, r.text = h.sources, h.sourcesText
-	} else {
+	default:
 		r.sources = []string{"http://deb.debian.org/debian"}
 	}
 	seen := map[string]bool{}

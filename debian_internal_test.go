@@ -1,6 +1,7 @@
 package shakedown
 
 import (
+	"github.com/shakedown-dev/shakedown/image/pkgset"
 	"os"
 	"strings"
 	"testing"
@@ -56,6 +57,35 @@ func TestRootfsKey(t *testing.T) {
 	d := *a
 	if a.key() != d.key() {
 		t.Errorf("the key of one spec changed")
+	}
+	// Another mirror may serve other versions: another key. With a lock
+	// the mirror plays no part.
+	e := *a
+	e.sources = []string{"http://mirror.example/debian"}
+	if a.key() == e.key() {
+		t.Errorf("the key must change with the mirror")
+	}
+	l := &pkgset.Lock{Version: pkgset.LockVersion, Packages: []pkgset.Locked{{Name: "kmod", Version: "30+20221128-1", SHA256: strings.Repeat("a", 64)}}}
+	f, g := *a, e
+	f.lock, g.lock = l, l
+	if f.key() != g.key() || f.key() == a.key() {
+		t.Errorf("a locked key must not depend on the mirror, and must differ from the unlocked one")
+	}
+}
+
+func TestRootfsMirror(t *testing.T) {
+	if _, err := findTool("mmdebstrap", "mmdebstrap"); err != nil {
+		t.Skip(err)
+	}
+	r, err := rootfsSpec(&DebianSystem{Suite: "trixie", Mirror: "http://mirror.example/debian"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.sources) != 1 || r.sources[0] != "http://mirror.example/debian" || r.text != nil {
+		t.Errorf("got sources %q, want the mirror alone", r.sources)
+	}
+	if r, err = rootfsSpec(&DebianSystem{Suite: "trixie"}); err != nil || r.sources[0] != "http://deb.debian.org/debian" {
+		t.Errorf("another suite without a mirror: got %q, %v; want deb.debian.org", r.sources, err)
 	}
 }
 

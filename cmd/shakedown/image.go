@@ -26,7 +26,7 @@ const imageUsage = `usage: shakedown image <command> [flags]
 commands:
   build [--packages a,b] [--lock FILE]   build a machine's initramfs, print its key, size and contents
                                          (on a terminal, a live line shows downloads and build steps)
-  build --debian [--suite S] [--packages a,b] [--lock FILE]
+  build --debian [--suite S] [--mirror URL] [--packages a,b] [--lock FILE]
                                          build a full Debian system's root disk (mmdebstrap, root);
                                          with a lock, from exactly the locked .debs, byte for byte
   ls                                     list cached images (initramfs, debian-rootfs, debian-disk)
@@ -69,6 +69,7 @@ func imageBuild(args []string) error {
 	cacheDir := flags.String("cache", "", "cache directory (default $SHAKEDOWN_CACHE or the user cache)")
 	debian := flags.Bool("debian", false, "build a full Debian system's root disk instead of an initramfs")
 	suite := flags.String("suite", "", "with --debian: the Debian suite (default the host's)")
+	mirror := flags.String("mirror", "", "with --debian: the Debian mirror (default the host's apt sources)")
 	flags.Parse(args)
 	if flags.NArg() > 0 {
 		return fmt.Errorf("image build: unexpected arguments %q", flags.Args())
@@ -94,14 +95,14 @@ func imageBuild(args []string) error {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, imageBuildTimeout)
 	defer cancel()
-	if *suite != "" && !*debian {
-		return errors.New("image build: --suite is for --debian")
+	if (*suite != "" || *mirror != "") && !*debian {
+		return errors.New("image build: --suite and --mirror are for --debian (an initramfs's packages come through the host's apt sources; APT_CONFIG points apt at others)")
 	}
 	// Progress goes to stderr, where it stays out of a piped result.
 	status := newStatusLine(os.Stderr, os.Getenv("NO_COLOR") == "")
 	opts.Progress = status.Progress()
 	if *debian {
-		return debianBuild(ctx, &shakedown.DebianSystem{Suite: *suite, Packages: pkgs, Lock: opts.Lock}, opts, *lockFile, status)
+		return debianBuild(ctx, &shakedown.DebianSystem{Suite: *suite, Mirror: *mirror, Packages: pkgs, Lock: opts.Lock}, opts, *lockFile, status)
 	}
 	cfg := shakedown.MachineConfig{Packages: pkgs}
 	status.Start()
