@@ -230,28 +230,30 @@ func buildDebian(ctx context.Context, c *cache.Cache, cfg MachineConfig, logf fu
 	if err != nil {
 		return nil, fmt.Errorf("debian rootfs: %w", err)
 	}
-	img.Lock = d.Lock
+	// The lock sits beside the tarball: the given one, or the one read
+	// from the tarball when it was first built.
 	img.LockPath, err = c.File(DebianLockKind, img.RootfsKey, func(f *os.File) error {
-		if img.Lock == nil {
-			if img.Lock, err = lockRootfs(ctx, deb.Apt{}, tarball, d.Packages); err != nil {
+		l := d.Lock
+		if l == nil {
+			var err error
+			if l, err = lockRootfs(ctx, src, tarball, d.Packages); err != nil {
 				return err
 			}
 		}
-		_, err := f.Write(img.Lock.Marshal())
+		_, err := f.Write(l.Marshal())
 		return err
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		// The machine boots; only its lock is missing.
 		if logf != nil {
 			logf("shakedown: no lock for the Debian root file system: %v", err)
 		}
-		img.Lock, img.LockPath = nil, ""
-	} else if img.Lock == nil {
-		b, err := os.ReadFile(img.LockPath)
-		if err == nil {
-			img.Lock, err = pkgset.ParseLock(b)
-		}
-		if err != nil {
+		img.LockPath = ""
+	case d.Lock != nil:
+		img.Lock = d.Lock
+	default:
+		if img.Lock, err = pkgset.ReadLock(img.LockPath); err != nil {
 			return nil, fmt.Errorf("debian lock: %w", err)
 		}
 	}
@@ -287,9 +289,7 @@ func buildDebian(ctx context.Context, c *cache.Cache, cfg MachineConfig, logf fu
 	if err != nil {
 		return nil, fmt.Errorf("debian disk: %w", err)
 	}
-	now := time.Now()
-	os.Chtimes(img.Path, now, now)
-	fi, err := os.Stat(img.Path)
+	fi, err := touch(img.Path)
 	if err != nil {
 		return nil, fmt.Errorf("debian disk: %w", err)
 	}
@@ -593,11 +593,9 @@ func makeDebianDisk(ctx context.Context, out, tarball, agent, modulesDir string,
 	} else if int64(size)*mib < need {
 		return fmt.Errorf("%w: the root file system needs about %d MiB, DebianSystem.SizeMiB is %d", ErrDiskTooSmall, (need+mib-1)/mib, size)
 	}
-	if err := clampTimes(root); err != nil {
-		return err
-	}
 	// mke2fs -d keeps owners, modes, xattrs (file capabilities) and
-	// hard links of the tree; the seed fixes what it would make random.
+	// hard links of the tree; the seed fixes what it would make random,
+	// and every inode's times.
 	return buildExt4(out, "root", Disk{Contents: root, SizeMiB: size}, seed)
 }
 
@@ -768,13 +766,10 @@ func (tb *Testbed) debianBootFiles(ctx context.Context, name string, cfg Machine
 	var lock *pkgset.Lock
 	if cfg.LockFile != "" {
 		var err error
-		if lock, err = readLockFile(cfg.LockFile); err != nil {
+		if lock, err = pinnedLock(cfg.LockFile, cfg.Debian.Packages); err != nil {
 			return bootFiles{}, err
 		}
 		if lock != nil {
-			if err := checkLockRequest("lock file "+cfg.LockFile, lock, cfg.Debian.Packages); err != nil {
-				return bootFiles{}, err
-			}
 			d := *cfg.Debian
 			d.Lock = lock
 			cfg.Debian = &d
@@ -788,10 +783,9 @@ func (tb *Testbed) debianBootFiles(ctx context.Context, name string, cfg Machine
 		if img.Lock == nil {
 			return bootFiles{}, fmt.Errorf("lock file %s: the build could not lock its packages (see the log)", cfg.LockFile)
 		}
-		if err := writeLockFile(cfg.LockFile, img.Lock); err != nil {
+		if err := tb.keepLock(name, cfg.LockFile, img.Lock); err != nil {
 			return bootFiles{}, err
 		}
-		tb.logf("shakedown: %s: wrote lock file %s (commit it to pin these packages)", name, cfg.LockFile)
 	}
 	return bootFiles{kernel: img.Kernel, initrd: img.Initrd, root: img.Path}, nil
 }

@@ -6,10 +6,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -17,8 +15,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/shakedown-dev/shakedown/image/cache"
 	"github.com/shakedown-dev/shakedown/image/deb"
@@ -40,9 +36,9 @@ import (
 const DebianLockKind = "debian-lock"
 
 // debianEpoch is SOURCE_DATE_EPOCH for every Debian build, and the time of
-// every file and of the file system in the disk image: 2023-06-10, when
-// Debian 12 was released. mmdebstrap makes a reproducible tarball with it;
-// the rest is shakedown's part.
+// every inode and of the file system in the disk image (see buildExt4):
+// 2023-06-10, when Debian 12 was released. mmdebstrap makes a
+// reproducible tarball with it; the rest is shakedown's part.
 const debianEpoch = 1686355200
 
 // fetchParallel is how many locked packages are fetched at once.
@@ -193,21 +189,4 @@ func checkLocked(tarball string, lock *pkgset.Lock) error {
 	}
 	slices.Sort(extra)
 	return fmt.Errorf("the lock does not match the spec: installed but not locked %v, locked but not installed %v (a lock from another spec? delete it to lock afresh)", extra, missing)
-}
-
-// clampTimes sets the times of everything under root to debianEpoch, so
-// that what shakedown adds to a root file system is as reproducible as
-// what mmdebstrap made.
-func clampTimes(root string) error {
-	t := time.Unix(debianEpoch, 0)
-	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		ts := []unix.Timespec{unix.NsecToTimespec(t.UnixNano()), unix.NsecToTimespec(t.UnixNano())}
-		if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("clamp times: %w", err)
-		}
-		return nil
-	})
 }

@@ -272,8 +272,8 @@ func overlay(image, path string) error {
 
 // buildExt4 makes an ext4 image of d.Contents at path.
 // A seed makes the file system reproducible: its UUID and directory hash
-// seed come from the seed, and its own times are debianEpoch (the files'
-// times are the caller's to fix); without one, mke2fs makes them up.
+// seed come from the seed, and its own times and every inode's are
+// debianEpoch; without one, mke2fs makes them up and copies the tree's.
 func buildExt4(path, name string, d Disk, seed string) error {
 	bin, err := execLookPath("mke2fs")
 	if err != nil {
@@ -314,12 +314,12 @@ func buildExt4(path, name string, d Disk, seed string) error {
 	return nil
 }
 
-// fixInodeTimes sets the access and change times of every inode in use in
-// the ext4 image at path to epoch. mke2fs -d copies them from the source
-// tree, where the kernel sets ctime to the time of the last change and
-// reading a file may move its atime: neither can be set on the host, so
-// they are set in the image, with debugfs, which keeps the inodes'
-// checksums right.
+// fixInodeTimes sets the access, change and modification times of every
+// inode in use in the ext4 image at path to epoch. mke2fs -d copies them
+// from the source tree, where the kernel sets ctime to the time of the
+// last change and reading a file may move its atime: those cannot be set
+// on the host, so all three are set in the image, with debugfs, which
+// keeps the inodes' checksums right.
 func fixInodeTimes(path string, epoch int64) error {
 	dumpe2fs, err := findTool("dumpe2fs", "e2fsprogs")
 	if err != nil {
@@ -339,7 +339,9 @@ func fixInodeTimes(path string, epoch int64) error {
 	}
 	var cmds bytes.Buffer
 	for _, ino := range used {
-		fmt.Fprintf(&cmds, "sif <%d> atime @%d\nsif <%d> ctime @%d\n", ino, epoch, ino, epoch)
+		for _, field := range []string{"atime", "ctime", "mtime"} {
+			fmt.Fprintf(&cmds, "sif <%d> %s @%d\n", ino, field, epoch)
+		}
 	}
 	cmd := exec.Command(debugfs, "-w", "-f", "-", path)
 	cmd.Stdin = &cmds

@@ -14,14 +14,11 @@ type Peer interface {
 	// peer returns the identity behind the handle, the same for every
 	// handle of one machine (WithT, WithTimeout): *machine or *Host.
 	peer() any
-	// PeerName is the machine's or host's name.
-	PeerName() string
+	// Name is the machine's or host's name.
+	Name() string
 }
 
 func (m *Machine) peer() any { return m.machine }
-
-// PeerName returns the machine's name.
-func (m *Machine) PeerName() string { return m.name }
 
 // Host is a named host endpoint: a virtual host of Go code in the test on
 // one network, a gVisor netstack plugged into the network's switch. Every
@@ -164,9 +161,6 @@ func (tb *Testbed) Hosts() []*Host {
 }
 
 func (h *Host) peer() any { return h }
-
-// PeerName returns the host's name.
-func (h *Host) PeerName() string { return h.name }
 
 // Name returns the host's name.
 func (h *Host) Name() string { return h.name }

@@ -78,15 +78,10 @@ func (tb *Testbed) bootFiles(ctx context.Context, name string, cfg MachineConfig
 		return tb.debianBootFiles(ctx, name, cfg)
 	}
 	var lock *pkgset.Lock
-	if cfg.LockFile != "" && cfg.Initrd == "" {
+	if cfg.LockFile != "" {
 		var err error
-		if lock, err = readLockFile(cfg.LockFile); err != nil {
+		if lock, err = pinnedLock(cfg.LockFile, cfg.Packages); err != nil {
 			return bootFiles{}, err
-		}
-		if lock != nil {
-			if err := checkLockRequest("lock file "+cfg.LockFile, lock, cfg.Packages); err != nil {
-				return bootFiles{}, err
-			}
 		}
 	}
 	img, err := buildImage(ctx, tb.cache, cfg, lock, reporter{machine: name, fn: tb.progress})
@@ -96,11 +91,10 @@ func (tb *Testbed) bootFiles(ctx context.Context, name string, cfg MachineConfig
 	if len(cfg.Packages) > 0 {
 		tb.logf("shakedown: initramfs %s with packages %s; lock in %s", shortKey(img.Key), memberList(img.Packages), img.LockPath)
 	}
-	if cfg.LockFile != "" && lock == nil && img.Lock != nil {
-		if err := writeLockFile(cfg.LockFile, img.Lock); err != nil {
+	if cfg.LockFile != "" && lock == nil {
+		if err := tb.keepLock(name, cfg.LockFile, img.Lock); err != nil {
 			return bootFiles{}, err
 		}
-		tb.logf("shakedown: %s: wrote lock file %s (commit it to pin these packages)", name, cfg.LockFile)
 	}
 	return bootFiles{kernel: img.Kernel, initrd: img.Path}, nil
 }
@@ -242,11 +236,7 @@ func buildImage(ctx context.Context, c *cache.Cache, cfg MachineConfig, lock *pk
 	if end(err); err != nil {
 		return nil, fmt.Errorf("initramfs: %w", err)
 	}
-	// The mtime says when the image was last used, for `shakedown image
-	// gc`; a cache that cannot be touched still works.
-	now := time.Now()
-	os.Chtimes(img.Path, now, now)
-	fi, err := os.Stat(img.Path)
+	fi, err := touch(img.Path)
 	if err != nil {
 		return nil, fmt.Errorf("initramfs: %w", err)
 	}
@@ -260,6 +250,15 @@ func buildImage(ctx context.Context, c *cache.Cache, cfg MachineConfig, lock *pk
 		return nil, fmt.Errorf("initramfs lock: %w", err)
 	}
 	return img, nil
+}
+
+// touch marks the image at path used now and returns its file info. The
+// mtime says when an image was last used, for `shakedown image gc`; a
+// cache that cannot be touched still works.
+func touch(path string) (os.FileInfo, error) {
+	now := time.Now()
+	os.Chtimes(path, now, now)
+	return os.Stat(path)
 }
 
 // Cache kinds of built images and their locks, keyed alike.

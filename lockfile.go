@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -16,27 +14,37 @@ import (
 // go.sum pins modules: the first build writes it, the test commits it, and
 // later builds install exactly what it lists.
 
-// readLockFile reads the lock file at path; nil, nil when there is none.
-func readLockFile(path string) (*pkgset.Lock, error) {
-	b, err := os.ReadFile(path)
+// pinnedLock returns the lock in the file at path, checked against the
+// packages the spec asks for; nil when there is no file yet.
+func pinnedLock(path string, request []string) (*pkgset.Lock, error) {
+	l, err := pkgset.ReadLock(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("lock file: %w", err)
+		return nil, fmt.Errorf("lock file: %w (delete it to lock afresh)", err)
 	}
-	l, err := pkgset.ParseLock(b)
-	if err != nil {
-		return nil, fmt.Errorf("lock file %s: %w (delete it to lock afresh)", path, err)
+	if err := checkLockRequest("lock file "+path, l, request); err != nil {
+		return nil, err
 	}
 	return l, nil
+}
+
+// keepLock writes the lock a build of machine used to path, which had
+// none, for the test to commit.
+func (tb *Testbed) keepLock(machine, path string, l *pkgset.Lock) error {
+	if err := pkgset.WriteLock(path, l); err != nil {
+		return err
+	}
+	tb.logf("shakedown: %s: wrote lock file %s (commit it to pin these packages)", machine, path)
+	return nil
 }
 
 // checkLockRequest fails when lock l (what names it) was made for other
 // packages than request: it would pin the old set and miss the new.
 func checkLockRequest(what string, l *pkgset.Lock, request []string) error {
 	want := slices.Compact(slices.Sorted(slices.Values(request)))
-	if slices.Equal(l.Request, want) || len(l.Request) == 0 && len(want) == 0 {
+	if slices.Equal(l.Request, want) {
 		return nil
 	}
 	var added, removed []string
@@ -58,32 +66,4 @@ func checkLockRequest(what string, l *pkgset.Lock, request []string) error {
 		diff = append(diff, "the spec no longer has "+strings.Join(removed, ", "))
 	}
 	return fmt.Errorf("%s is for other packages: %s (delete it, or build without it, to lock afresh)", what, strings.Join(diff, "; "))
-}
-
-// writeLockFile writes l to path atomically: a run killed halfway leaves
-// no half a lock that the next run would trust.
-func writeLockFile(path string, l *pkgset.Lock) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("write lock file: %w", err)
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write lock file: %w", err)
-	}
-	_, err = f.Write(l.Marshal())
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("write lock file %s: %w", path, err)
-	}
-	return nil
 }

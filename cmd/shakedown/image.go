@@ -114,8 +114,8 @@ func imageBuild(args []string) error {
 	}
 	took := time.Since(began)
 	if *lockFile != "" {
-		if err := writeFileAtomic(*lockFile, img.Lock.Marshal()); err != nil {
-			return fmt.Errorf("image build: write lock: %w", err)
+		if err := pkgset.WriteLock(*lockFile, img.Lock); err != nil {
+			return fmt.Errorf("image build: %w", err)
 		}
 	}
 	fmt.Printf("key      %s\n", img.Key)
@@ -155,8 +155,8 @@ func debianBuild(ctx context.Context, d *shakedown.DebianSystem, opts shakedown.
 		if img.Lock == nil {
 			return fmt.Errorf("image build: no lock to write to %s: the packages are not in the host's apt index (another suite?)", lockFile)
 		}
-		if err := writeFileAtomic(lockFile, img.Lock.Marshal()); err != nil {
-			return fmt.Errorf("image build: write lock: %w", err)
+		if err := pkgset.WriteLock(lockFile, img.Lock); err != nil {
+			return fmt.Errorf("image build: %w", err)
 		}
 	}
 	fmt.Printf("key      %s\n", img.Key)
@@ -172,29 +172,6 @@ func debianBuild(ctx context.Context, d *shakedown.DebianSystem, opts shakedown.
 	}
 	fmt.Printf("built in %.2fs\n", time.Since(began).Seconds())
 	return nil
-}
-
-// writeFileAtomic writes data to a temp file beside path and renames it
-// into place, so a reader never sees half a lock.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
 }
 
 // imageKinds are the cache kinds that image ls and gc cover: initramfs

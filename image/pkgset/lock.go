@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -120,7 +121,37 @@ func ParseLock(data []byte) (*Lock, error) {
 	return &l, nil
 }
 
-// ReadLock reads the lock file at path.
+// WriteLock writes l to path, making its directory if need be, through a
+// temporary file renamed into place: a run killed halfway leaves no half a
+// lock that the next build would trust.
+func WriteLock(path string, l *Lock) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("write lock: %w", err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return fmt.Errorf("write lock: %w", err)
+	}
+	_, err = f.Write(l.Marshal())
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("write lock %s: %w", path, err)
+	}
+	return nil
+}
+
+// ReadLock reads the lock file at path. A missing file is an error that
+// wraps fs.ErrNotExist.
 func ReadLock(path string) (*Lock, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -127,6 +128,33 @@ func TestLockRoundTrip(t *testing.T) {
 		if _, err := ParseLock([]byte(bad)); err == nil {
 			t.Errorf("%s: ParseLock accepted %s", name, bad)
 		}
+	}
+}
+
+func TestWriteReadLock(t *testing.T) {
+	l := NewLock([]string{"curl"}, []deb.Package{pkg("curl", "")})
+	dir := filepath.Join(t.TempDir(), "testdata")
+	path := filepath.Join(dir, "web.lock")
+	if _, err := ReadLock(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ReadLock of a missing file: got %v, want fs.ErrNotExist", err)
+	}
+	// The directory does not exist yet: WriteLock makes it.
+	if err := WriteLock(path, l); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadLock(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(back.Marshal()) != string(l.Marshal()) {
+		t.Errorf("read back:\n%s\nwant\n%s", back.Marshal(), l.Marshal())
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("got %d entries in %s, want the lock alone (no temporary file left)", len(ents), dir)
+	}
+	os.WriteFile(path, []byte("{"), 0o644)
+	if _, err := ReadLock(path); err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("ReadLock of a corrupt file: got %v, want an error naming it", err)
 	}
 }
 
