@@ -109,6 +109,13 @@ func (fr *frameReader) next() ([]byte, error) {
 	}
 }
 
+// ready reports whether next would return a frame from what is buffered,
+// without reading.
+func (fr *frameReader) ready() bool {
+	avail := fr.end - fr.start
+	return avail >= prefixLen && avail >= prefixLen+int(binary.BigEndian.Uint32(fr.buf[fr.start:]))
+}
+
 // appendFrame appends frame to b with its length prefix.
 func appendFrame(b, frame []byte) []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(len(frame)))

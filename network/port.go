@@ -24,9 +24,10 @@ type portCore struct {
 	// in and out impair frames from and to the port; nil when not.
 	in, out atomic.Pointer[stage]
 	c       portCounters
-	// direct, when set, tries to write a frame that may leave now straight
-	// to the port's peer, and reports whether it did (see Port.tryDirect).
-	direct func(p *portCore, frame []byte) bool
+	// direct, when set, tries to write frames that may leave now, in
+	// stream framing, straight to the port's peer, and reports whether it
+	// did (see Port.writeDirect).
+	direct func(stream []byte, frames int, bytes uint64) bool
 
 	closeOnce sync.Once
 	// done is closed when the port is removed; err says why.
@@ -50,9 +51,9 @@ type Port struct {
 	// wmu is held by whoever writes to f: the writer goroutine, or a
 	// forwarding goroutine that writes a frame straight through.
 	wmu sync.Mutex
-	// tail is what a direct write left unwritten of its frame; the writer
-	// sends it before anything else. scratch builds direct writes.
-	tail, scratch []byte
+	// tail is what a direct write left unwritten; the writer sends it
+	// before anything else.
+	tail []byte
 }
 
 // AddPort adds a port for a QEMU NIC and starts serving it. The caller
@@ -83,7 +84,7 @@ func (s *Switch) AddPort(name string) (*Port, error) {
 	core, err := s.addPort(name, func() {
 		ours.Close()
 		qemus.Close()
-	}, p.tryDirect, 2)
+	}, p.writeDirect, 2)
 	if err != nil {
 		ours.Close()
 		qemus.Close()
@@ -139,17 +140,23 @@ func (p *Port) Close() error {
 	return nil
 }
 
-// readLoop forwards what QEMU sends until the socket ends.
+// readLoop forwards what QEMU sends until the socket ends. The frames of
+// one read go out as a burst, flushed before the next read, which may
+// block: batching costs them no more than the time to forward the others.
 func (p *Port) readLoop() {
 	defer p.sw.wg.Done()
 	fr := newFrameReader(p.f)
+	var b burst
 	for {
+		if !fr.ready() {
+			p.sw.flush(&b)
+		}
 		frame, err := fr.next()
 		if err != nil {
 			p.readFailed(err)
 			return
 		}
-		p.sw.ingress(p.core, frame)
+		p.sw.ingress(p.core, frame, &b)
 	}
 }
 
@@ -173,41 +180,42 @@ func (p *Port) readFailed(err error) {
 	}
 }
 
-// tryDirect writes frame to QEMU from the forwarding goroutine when no
-// frame is queued or being written before it and the socket has room,
-// so that the writer goroutine need not be woken for it: at the rate of a
-// guest's TCP stream those wake-ups are most of the switch's CPU time.
-// It never blocks. It reports false, leaving the frame to the queue,
-// when it wrote nothing; when the socket took only part of the frame the
+// writeDirect writes frames (frames of them, bytes long without their
+// prefixes, in stream framing) to QEMU from the forwarding goroutine when
+// nothing is queued or being written before them and the socket has room,
+// so that the writer goroutine need not be woken for them: at the rate of
+// a guest's TCP stream those wake-ups would be most of the switch's CPU
+// time. It never blocks. It reports false, leaving the frames to the
+// queue, when it wrote nothing; when the socket took only part of them the
 // rest is left in p.tail for the writer, which is woken to send it.
-func (p *Port) tryDirect(c *portCore, frame []byte) bool {
+func (p *Port) writeDirect(stream []byte, frames int, bytes uint64) bool {
 	if !p.wmu.TryLock() {
 		return false
 	}
 	defer p.wmu.Unlock()
+	c := p.core
 	if p.tail != nil || c.q.len() > 0 {
 		return false
 	}
-	p.scratch = appendFrame(p.scratch[:0], frame)
 	n := 0
 	var werr error
 	if err := p.raw.Write(func(fd uintptr) bool {
 		// The socket is non-blocking: a full one says EAGAIN.
-		n, werr = unix.Write(int(fd), p.scratch)
+		n, werr = unix.Write(int(fd), stream)
 		return true
 	}); err != nil || werr != nil || n <= 0 {
 		// A real error is the writer's to report, on its next write.
 		return false
 	}
-	if n < len(p.scratch) {
-		p.tail = slices.Clone(p.scratch[n:])
+	if n < len(stream) {
+		p.tail = slices.Clone(stream[n:])
 		select {
 		case c.q.wake <- struct{}{}:
 		default:
 		}
 	}
-	c.c.txFrames.Add(1)
-	c.c.txBytes.Add(uint64(len(frame)))
+	c.c.txFrames.Add(uint64(frames))
+	c.c.txBytes.Add(bytes)
 	return true
 }
 
@@ -330,7 +338,10 @@ func (h *HostPort) WriteFrame(frame []byte) error {
 		return fmt.Errorf("write frame to port %s: %w", h.core.name, ErrClosed)
 	default:
 	}
-	h.sw.ingress(h.core, frame)
+	b := burstPool.Get().(*burst)
+	h.sw.ingress(h.core, frame, b)
+	h.sw.flush(b)
+	burstPool.Put(b)
 	return nil
 }
 

@@ -220,7 +220,7 @@ func (s *Switch) clock() int64 { return int64(time.Since(s.epoch)) }
 // the caller then starts the port's goroutines, which addPort has already
 // counted in s.wg: counted under s.mu, they cannot be missed by a Close
 // that runs meanwhile.
-func (s *Switch) addPort(name string, onClose func(), direct func(*portCore, []byte) bool, goroutines int) (*portCore, error) {
+func (s *Switch) addPort(name string, onClose func(), direct func(stream []byte, frames int, bytes uint64) bool, goroutines int) (*portCore, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -463,8 +463,9 @@ type pending struct {
 }
 
 // ingress forwards a frame received from port p. frame is only borrowed:
-// it is copied before it is queued anywhere.
-func (s *Switch) ingress(p *portCore, frame []byte) {
+// it is copied before it is queued anywhere. Frames for QEMU ports that may
+// leave at once gather in b, which the caller flushes.
+func (s *Switch) ingress(p *portCore, frame []byte, b *burst) {
 	p.c.rxFrames.Add(1)
 	p.c.rxBytes.Add(uint64(len(frame)))
 	wall := time.Now()
@@ -519,12 +520,12 @@ func (s *Switch) ingress(p *portCore, frame []byte) {
 	}
 	for range copies {
 		if dst != nil {
-			s.deliver(st, p, dst, f)
+			s.deliver(st, p, dst, f, b)
 			continue
 		}
 		for _, d := range st.list {
 			if d != p {
-				s.deliver(st, p, d, f)
+				s.deliver(st, p, d, f, b)
 			}
 		}
 	}
@@ -549,7 +550,7 @@ func (f *pending) apply(v verdict, c *portCounters) {
 
 // deliver takes f from src to dst's queue, through the partition, dst's
 // link and the pair's and dst's impairments.
-func (s *Switch) deliver(st *state, src, dst *portCore, f pending) {
+func (s *Switch) deliver(st *state, src, dst *portCore, f pending, b *burst) {
 	if !dst.up.Load() {
 		dst.c.drop(dropLinkDown)
 		return
@@ -563,16 +564,16 @@ func (s *Switch) deliver(st *state, src, dst *portCore, f pending) {
 		stages[0] = st.pairs[pairKey{src.id, dst.id}]
 	}
 	stages[1] = dst.out.Load()
-	s.pass(dst, f, stages[:])
+	s.pass(dst, f, stages[:], b)
 }
 
 // pass runs f through the stages left, then queues it.
-func (s *Switch) pass(dst *portCore, f pending, stages []*stage) {
+func (s *Switch) pass(dst *portCore, f pending, stages []*stage, b *burst) {
 	for len(stages) > 0 && stages[0] == nil {
 		stages = stages[1:]
 	}
 	if len(stages) == 0 {
-		s.enqueue(dst, f)
+		s.enqueue(dst, f, b)
 		return
 	}
 	v := stages[0].judge(len(f.data), f.hdr, f.at)
@@ -582,15 +583,15 @@ func (s *Switch) pass(dst *portCore, f pending, stages []*stage) {
 	}
 	f.apply(v, &dst.c)
 	if v.dup {
-		s.pass(dst, f, stages[1:])
+		s.pass(dst, f, stages[1:], b)
 	}
-	s.pass(dst, f, stages[1:])
+	s.pass(dst, f, stages[1:], b)
 }
 
-// enqueue hands f to dst: straight to its socket when nothing is queued
-// before it and the socket takes it at once, which spares a wake-up of
-// dst's writer per frame; otherwise into dst's queue, as a copy.
-func (s *Switch) enqueue(dst *portCore, f pending) {
+// enqueue hands f to dst: a frame that may leave now and is bound for a
+// QEMU port joins the burst b, to be written with the others that b holds
+// for it; any other goes into dst's queue, as a copy.
+func (s *Switch) enqueue(dst *portCore, f pending, b *burst) {
 	data, owned := f.data, false
 	if f.nflips > 0 {
 		data, owned = slices.Clone(data), true
@@ -598,13 +599,19 @@ func (s *Switch) enqueue(dst *portCore, f pending) {
 			data[bit/8] ^= 1 << (bit % 8)
 		}
 	}
-	if f.at <= f.arrive && dst.direct != nil && dst.direct(dst, data) {
+	if f.at <= f.arrive && dst.direct != nil {
+		s.addToBurst(b, dst, data)
 		return
 	}
 	if !owned {
 		data = slices.Clone(data)
 	}
-	switch dst.q.push(qitem{data: data, release: f.at}, f.arrive) {
+	s.push(dst, data, f.at, f.arrive)
+}
+
+// push queues data, which dst's queue then owns, to leave at release.
+func (s *Switch) push(dst *portCore, data []byte, release, arrive int64) {
+	switch dst.q.push(qitem{data: data, release: release}, arrive) {
 	case pushFull:
 		dst.c.drop(dropQueueFull)
 	case pushClosed:
