@@ -14,6 +14,9 @@ const (
 	// seconds under TCG, so that the agent's round trip around the timed
 	// command (a few milliseconds) is noise.
 	throughputBlocks = 1024
+	// fetchTimeout bounds one fetch: 64 MiB at a tenth of the usual rate
+	// under TCG.
+	fetchTimeout = 2 * time.Minute
 )
 
 // BenchmarkVMThroughput reports the TCP throughput between two machines
@@ -22,10 +25,14 @@ const (
 // as the NixOS test driver wires its VLANs. The client fetches 64 MiB
 // from busybox httpd on the server over HTTP.
 //
-// All four machines boot once, together, and stay up through both
-// sub-benchmarks, which run back to back: under TCG the rate follows the
-// CPU the host leaves the guests, which drifts by tens of percent over
-// minutes, and two boots between the measurements would widen the gap.
+// All four machines boot once, together, and stay up throughout. Under
+// TCG the rate follows the CPU the host leaves the guests, which drifts by
+// tens of percent within a minute, so two blocks of fetches measured one
+// after the other differ by more than the switches do. Each iteration
+// therefore fetches through both switches, in alternating order, and
+// times its own: besides its Mbit/s, each sub-benchmark reports its rate
+// over the other's in the same iterations (x-vde, x-shakedown), the
+// figure that drift cancels out of.
 func BenchmarkVMThroughput(b *testing.B) {
 	testenv.NeedVM(b)
 	sock, vdePID := startVDESwitch(b)
@@ -46,82 +53,112 @@ func BenchmarkVMThroughput(b *testing.B) {
 	tb.StartAll()
 	vclient.Succeed("ip link set eth0 up && ip addr add 192.168.1.1/24 dev eth0")
 	vserver.Succeed("ip link set eth0 up && ip addr add 192.168.1.2/24 dev eth0")
-	b.Run("shakedown", func(b *testing.B) {
-		// The switch runs in this process: its CPU time is this process's,
-		// an upper bound (the agent clients idle meanwhile).
-		throughput(b, client, server, "192.168.1.2", selfCPU)
-	})
-	b.Run("vde", func(b *testing.B) {
-		throughput(b, vclient, vserver, "192.168.1.2", func() (time.Duration, error) { return procCPU(vdePID) })
-	})
+	// The switch runs in this process: its CPU time is this process's, an
+	// upper bound (the agent clients idle meanwhile).
+	ours := newTransfer(b, "shakedown", client, server, selfCPU)
+	vde := newTransfer(b, "vde", vclient, vserver, func() (time.Duration, error) { return procCPU(vdePID) })
+	b.Run("shakedown", func(b *testing.B) { throughput(b, ours, vde) })
+	b.Run("vde", func(b *testing.B) { throughput(b, vde, ours) })
 }
 
-// throughput fetches a file of throughputBlocks of 64 KiB from busybox
-// httpd on server (at serverIP) to client, b.N times, checks its size and
-// reports the rate, and the switch's CPU time (read by cpu) per MiB
-// carried as switch-cpu-ms/MiB: on a host whose cores the guests' TCG
-// threads saturate, that is what the switch takes from them, and it
-// varies far less from run to run than the rate does. (busybox nc as a sender stops early at its input's
-// end, and wget's -T crashes Debian 12's static busybox: neither is used.)
-func throughput(b *testing.B, client, server *shakedown.Machine, serverIP string, cpu func() (time.Duration, error)) {
+// transfer is a client and server pair on one switch, ready to fetch.
+type transfer struct {
+	name           string
+	client, server *shakedown.Machine
+	// switchCPU reads the switch's CPU time so far.
+	switchCPU func() (time.Duration, error)
+	// qemuPIDs are the client's and server's QEMUs, whose CPU time is
+	// reported beside the switch's: the two backends (-netdev stream,
+	// -netdev vde) cost QEMU differently too.
+	qemuPIDs []int
+}
+
+// newTransfer serves the file from server (at 192.168.1.2 on both
+// switches) and fetches it once, unmeasured: the server's file into its
+// page cache, both guests' TCP windows and the switch's MAC table warmed
+// up. (busybox nc as a sender stops early at its input's end, and wget's
+// -T crashes Debian 12's static busybox: neither is used.)
+func newTransfer(b *testing.B, name string, client, server *shakedown.Machine, switchCPU func() (time.Duration, error)) *transfer {
 	b.Helper()
-	// The benchmark function runs more than once (b.N = 1 first): the
-	// file and the server are made once.
-	server.Succeed(fmt.Sprintf("test -f /srv/big || { mkdir -p /srv && dd if=/dev/zero of=/srv/big bs=64k count=%d 2>/dev/null; }; pidof httpd >/dev/null || httpd -p 80 -h /srv", throughputBlocks))
-	client.WithTimeout(time.Minute).WaitUntilSucceeds("ping -c 1 -W 2 " + serverIP)
-	fetch := "wget -q -O- http://" + serverIP + "/big | wc -c"
-	want := fmt.Sprint(throughputBlocks*64*1024, "\n")
-	// The guests' QEMUs, whose CPU time is reported beside the switch's:
-	// the two backends (-netdev stream, -netdev vde) cost QEMU
-	// differently too.
-	var qemuPIDs []int
+	t := &transfer{name: name, client: client, server: server, switchCPU: switchCPU}
+	server.Succeed(fmt.Sprintf("mkdir -p /srv && dd if=/dev/zero of=/srv/big bs=64k count=%d 2>/dev/null && httpd -p 80 -h /srv", throughputBlocks))
+	client.WithTimeout(time.Minute).WaitUntilSucceeds("ping -c 1 -W 2 192.168.1.2")
 	for _, m := range []*shakedown.Machine{client, server} {
 		pid, err := qemuPID(m.Name())
 		if err != nil {
 			b.Fatal(err)
 		}
-		qemuPIDs = append(qemuPIDs, pid)
+		t.qemuPIDs = append(t.qemuPIDs, pid)
 	}
-	qemuCPU := func() time.Duration {
-		var sum time.Duration
-		for _, pid := range qemuPIDs {
-			d, err := procCPU(pid)
-			if err != nil {
-				b.Fatal(err)
-			}
-			sum += d
+	t.fetch(b)
+	return t
+}
+
+// fetch fetches the file once, checks its size and returns how long it
+// took.
+func (t *transfer) fetch(b *testing.B) time.Duration {
+	b.Helper()
+	want := fmt.Sprint(throughputBlocks*64*1024, "\n")
+	began := time.Now()
+	got := t.client.WithTimeout(fetchTimeout).Succeed("wget -q -O- http://192.168.1.2/big | wc -c")
+	took := time.Since(began)
+	if got != want {
+		b.Fatalf("%s: got %q bytes, want %q", t.name, got, want)
+	}
+	return took
+}
+
+// qemuCPU returns the CPU time the pair's QEMUs have used.
+func (t *transfer) qemuCPU(b *testing.B) time.Duration {
+	var sum time.Duration
+	for _, pid := range t.qemuPIDs {
+		d, err := procCPU(pid)
+		if err != nil {
+			b.Fatal(err)
 		}
-		return sum
+		sum += d
 	}
-	// One fetch unmeasured: the server's file into its page cache, both
-	// guests' TCP windows and the switch's MAC table warmed up.
-	if got := client.WithTimeout(2 * time.Minute).Succeed(fetch); got != want {
-		b.Fatalf("warm-up fetch: got %q bytes, want %q", got, want)
+	return sum
+}
+
+// throughput fetches through own b.N times, each time next to a fetch
+// through other (before it in odd iterations, after it in even ones), and
+// reports own's rate, its rate over other's, and own's switch and QEMU
+// CPU time per MiB carried: on a host whose cores the guests' TCG threads
+// saturate, the CPU the switch uses is what it takes from them.
+func throughput(b *testing.B, own, other *transfer) {
+	var elapsed, otherElapsed, switchUsed, qemuUsed time.Duration
+	alongside := func() {
+		b.StopTimer()
+		otherElapsed += other.fetch(b)
+		b.StartTimer()
 	}
-	var elapsed, used, qemuUsed time.Duration
 	b.ResetTimer()
-	for range b.N {
-		cpu0, err := cpu()
+	for i := range b.N {
+		if i%2 == 1 {
+			alongside()
+		}
+		cpu0, err := own.switchCPU()
 		if err != nil {
 			b.Fatal(err)
 		}
-		q0 := qemuCPU()
-		began := time.Now()
-		got := client.WithTimeout(2 * time.Minute).Succeed(fetch)
-		elapsed += time.Since(began)
-		cpu1, err := cpu()
+		q0 := own.qemuCPU(b)
+		elapsed += own.fetch(b)
+		cpu1, err := own.switchCPU()
 		if err != nil {
 			b.Fatal(err)
 		}
-		used += cpu1 - cpu0
-		qemuUsed += qemuCPU() - q0
-		if got != want {
-			b.Fatalf("got %q bytes, want %q", got, want)
+		switchUsed += cpu1 - cpu0
+		qemuUsed += own.qemuCPU(b) - q0
+		if i%2 == 0 {
+			alongside()
 		}
 	}
 	b.StopTimer()
 	mib := float64(b.N) * throughputBlocks / 16
 	b.ReportMetric(mib*8*1.048576/elapsed.Seconds(), "Mbit/s")
-	b.ReportMetric(float64(used.Microseconds())/1e3/mib, "switch-cpu-ms/MiB")
+	// Both carried the same bytes: the ratio of rates is that of times.
+	b.ReportMetric(otherElapsed.Seconds()/elapsed.Seconds(), "x-"+other.name)
+	b.ReportMetric(float64(switchUsed.Microseconds())/1e3/mib, "switch-cpu-ms/MiB")
 	b.ReportMetric(float64(qemuUsed.Microseconds())/1e3/mib, "qemu-cpu-ms/MiB")
 }

@@ -70,9 +70,11 @@ type Config struct {
 
 // Switch is an in-process learning Ethernet switch: one per network. It
 // forwards each frame in the goroutine that received it (a QEMU port's
-// reader, or the caller of HostPort.WriteFrame) into the bounded egress
-// queues of its destinations, so a slow port only ever loses its own
-// frames. Its methods may be called from any goroutine. The creator must
+// reader, or the caller of HostPort.WriteFrame): straight to a destination
+// QEMU's socket when nothing waits before it and the socket has room (the
+// frames of one read together, in one write per destination), else into
+// the destination's bounded egress queue, so a slow port only ever loses
+// its own frames. Its methods may be called from any goroutine. The creator must
 // call Close, which stops every goroutine the switch started.
 type Switch struct {
 	name     string
