@@ -259,9 +259,9 @@ func overlay(image, path string) error {
 	if err != nil {
 		return err
 	}
-	bin, err := execLookPath("qemu-img")
+	bin, err := findTool("qemu-img", "qemu-utils")
 	if err != nil {
-		return errors.New("qemu-img not found: install Debian's qemu-utils (apt-get install qemu-utils)")
+		return err
 	}
 	out, err := exec.Command(bin, "create", "-q", "-f", "qcow2", "-b", abs, "-F", format, path).CombinedOutput()
 	if err != nil {
@@ -275,14 +275,10 @@ func overlay(image, path string) error {
 // seed come from the seed, and its own times and every inode's are
 // debianEpoch; without one, mke2fs makes them up and copies the tree's.
 func buildExt4(path, name string, d Disk, seed string) error {
-	bin, err := execLookPath("mke2fs")
+	// Debian keeps it in /sbin, which a user's PATH may lack.
+	bin, err := findTool("mke2fs", "e2fsprogs")
 	if err != nil {
-		// Debian keeps it in /sbin, which a user's PATH may lack.
-		if _, serr := os.Stat("/usr/sbin/mke2fs"); serr == nil {
-			bin, err = "/usr/sbin/mke2fs", nil
-		} else {
-			return errors.New("mke2fs not found: install Debian's e2fsprogs (apt-get install e2fsprogs)")
-		}
+		return err
 	}
 	need, entries, err := contentsSize(d.Contents)
 	if err != nil {

@@ -9,12 +9,14 @@
 #   openssh-client   ssh and scp through `shakedown proxy`
 #   tshark           reads the network captures back in the capture test
 #   mmdebstrap       builds the root file systems of full Debian machines
+#   kmod             depmod, for the module indexes of full Debian machines
+#   tar              unpacks their root file systems (essential, so always there)
 #   ca-certificates  apt over https mirrors
 # The guest kernel and busybox are not installed on the host: shakedown
 # fetches their .debs through apt into its cache. That needs apt's package
 # lists, so this runs apt-get update when they are missing or stale.
 set -euo pipefail
-pkgs=(qemu-system-x86 qemu-utils cpio gzip e2fsprogs vde2 openssh-client tshark mmdebstrap ca-certificates)
+pkgs=(qemu-system-x86 qemu-utils cpio gzip e2fsprogs vde2 openssh-client tshark mmdebstrap kmod tar ca-certificates)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

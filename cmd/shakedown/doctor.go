@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shakedown-dev/shakedown"
 	"github.com/shakedown-dev/shakedown/image/cache"
 	"github.com/shakedown-dev/shakedown/image/deb"
 	"github.com/shakedown-dev/shakedown/image/kernel"
@@ -14,7 +15,9 @@ import (
 )
 
 // doctor checks the host and says what to install; it changes nothing but
-// the cache (a kernel download on first use).
+// the cache (a kernel download on first use). What every machine needs
+// fails the check when missing; tools that only disks and Debian machines
+// need are listed with "!".
 func doctor(args []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -22,10 +25,10 @@ func doctor(args []string) error {
 	check := func(what string, err error, ok string) {
 		if err != nil {
 			bad++
-			fmt.Printf("✗ %-8s %v\n", what, err)
+			fmt.Printf("✗ %-10s %v\n", what, err)
 			return
 		}
-		fmt.Printf("✓ %-8s %s\n", what, ok)
+		fmt.Printf("✓ %-10s %s\n", what, ok)
 	}
 
 	qemuPath, err := exec.LookPath(qemu.DefaultBinary)
@@ -66,6 +69,16 @@ func doctor(args []string) error {
 		err = fmt.Errorf("the go command is not on PATH: it builds the guest agent (or set SHAKEDOWN_AGENT to a static shakedown-agent)")
 	}
 	check("go", err, goPath)
+
+	// Tools that only some machines need: missing ones are named with
+	// their package and what needs them, without failing the check.
+	for _, t := range shakedown.HostTools() {
+		if path, err := t.Find(); err != nil {
+			fmt.Printf("! %-10s %v; needed for %s\n", t.Name, err, t.Need)
+		} else {
+			fmt.Printf("✓ %-10s %s\n", t.Name, path)
+		}
+	}
 
 	if bad > 0 {
 		return fmt.Errorf("%d problem(s); scripts/setup-debian.sh installs what is missing", bad)
