@@ -158,10 +158,11 @@ func TestPortBurst(t *testing.T) {
 		}
 		ports = append(ports, p)
 	}
+	var serr error
 	if err := ports[1].raw.Control(func(fd uintptr) {
-		unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, 4096)
-	}); err != nil {
-		t.Fatal(err)
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, 4096)
+	}); err != nil || serr != nil {
+		t.Fatal(err, serr)
 	}
 	sender, receiver := fakeQEMU(t, ports[0]), fakeQEMU(t, ports[1])
 	// The receiver's MAC is learned first, so that frames go to it alone.
