@@ -325,7 +325,7 @@ var debianHost struct {
 func rootfsSpec(d *DebianSystem) (*rootfs, error) {
 	debianHost.once.Do(func() {
 		h := &debianHost
-		h.bin, h.err = findTool("mmdebstrap", "mmdebstrap")
+		h.bin, h.err = findTool("mmdebstrap")
 		if h.err != nil {
 			return
 		}
@@ -459,22 +459,6 @@ func tailLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// findTool finds a program on PATH or in /usr/sbin (a user's PATH may
-// lack it), naming the Debian package that provides it when it is missing.
-func findTool(name, pkg string) (string, error) {
-	if p, err := execLookPath(name); err == nil {
-		return p, nil
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin"} {
-		if p := filepath.Join(dir, name); fileExists(p) {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s not found: install Debian's %s (apt-get install %s)", name, pkg, pkg)
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
-
 // agentUnit runs the agent as early as systemd can: without default
 // dependencies it starts before basic.target, stays up until the final
 // kill at shutdown (so that it can answer the poweroff request), and
@@ -518,7 +502,7 @@ func makeDebianDisk(ctx context.Context, out, tarball, agent, modulesDir string,
 	if err := os.Mkdir(root, 0o755); err != nil {
 		return err
 	}
-	tarBin, err := findTool("tar", "tar")
+	tarBin, err := findTool("tar")
 	if err != nil {
 		return err
 	}
@@ -570,7 +554,7 @@ func makeDebianDisk(ctx context.Context, out, tarball, agent, modulesDir string,
 	}
 	// udev loads drivers through kmod, which reads only the binary
 	// indexes (modules.alias.bin, ...) that depmod writes.
-	depmod, err := findTool("depmod", "kmod")
+	depmod, err := findTool("depmod")
 	if err != nil {
 		return err
 	}

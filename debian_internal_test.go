@@ -74,7 +74,7 @@ func TestRootfsKey(t *testing.T) {
 }
 
 func TestRootfsMirror(t *testing.T) {
-	if _, err := findTool("mmdebstrap", "mmdebstrap"); err != nil {
+	if _, err := findTool("mmdebstrap"); err != nil {
 		t.Skip(err)
 	}
 	r, err := rootfsSpec(&DebianSystem{Suite: "trixie", Mirror: "http://mirror.example/debian"})

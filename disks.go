@@ -259,7 +259,7 @@ func overlay(image, path string) error {
 	if err != nil {
 		return err
 	}
-	bin, err := findTool("qemu-img", "qemu-utils")
+	bin, err := findTool("qemu-img")
 	if err != nil {
 		return err
 	}
@@ -275,8 +275,7 @@ func overlay(image, path string) error {
 // seed come from the seed, and its own times and every inode's are
 // debianEpoch; without one, mke2fs makes them up and copies the tree's.
 func buildExt4(path, name string, d Disk, seed string) error {
-	// Debian keeps it in /sbin, which a user's PATH may lack.
-	bin, err := findTool("mke2fs", "e2fsprogs")
+	bin, err := findTool("mke2fs")
 	if err != nil {
 		return err
 	}
@@ -317,11 +316,11 @@ func buildExt4(path, name string, d Disk, seed string) error {
 // on the host, so all three are set in the image, with debugfs, which
 // keeps the inodes' checksums right.
 func fixInodeTimes(path string, epoch int64) error {
-	dumpe2fs, err := findTool("dumpe2fs", "e2fsprogs")
+	dumpe2fs, err := findTool("dumpe2fs")
 	if err != nil {
 		return err
 	}
-	debugfs, err := findTool("debugfs", "e2fsprogs")
+	debugfs, err := findTool("debugfs")
 	if err != nil {
 		return err
 	}
