@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shakedown-dev/shakedown"
+	"github.com/shakedown-dev/shakedown/internal/rundir"
 	"github.com/shakedown-dev/shakedown/internal/testenv"
 )
 
@@ -106,7 +107,7 @@ func TestSIGKILLLeavesNothing(t *testing.T) {
 	}
 	// The killed process could not remove its run directory; the next
 	// testbed's sweep does, because nobody holds its lock any more.
-	if removed := shakedown.SweepRunDirs(out); len(removed) != 1 || removed[0] != dir {
+	if removed := rundir.Sweep(out); len(removed) != 1 || removed[0] != dir {
 		t.Errorf("sweep removed %v, want [%s]", removed, dir)
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
@@ -143,11 +144,11 @@ func TestGlobalTimeout(t *testing.T) {
 			t.Errorf("QEMU %d outlived the testbed", pid)
 		}
 	})
-	tb := shakedown.New(recordingT{t, &expecting}, shakedown.Options{Timeout: 20 * time.Second})
+	tb := shakedown.New(t, shakedown.Options{Timeout: 20 * time.Second})
 	m := tb.Machine("late", shakedown.MachineConfig{})
 	m.Start()
 	pid = m.PID()
-	msg, _ := expectFatal(t, func() { m.Succeed("sleep 600") })
+	msg, _ := expectErr(t, func() error { return err2(m.SucceedE("sleep 600")) })
 	if !strings.Contains(msg, "global timeout") || !strings.Contains(msg, "Options.Timeout") {
 		t.Errorf("got %q, want the global timeout named with its fix", msg)
 	}
@@ -160,11 +161,14 @@ func TestSetupErrors(t *testing.T) {
 		name string
 		env  map[string]string
 		opts shakedown.Options
-		want []string
+		// atStart: New works, and the first machine's start fails (QEMU
+		// and the accelerator are looked for then).
+		atStart bool
+		want    []string
 	}{
-		{"no qemu", map[string]string{"PATH": t.TempDir()}, shakedown.Options{}, []string{"qemu-system-x86_64 not found", "apt-get install qemu-system-x86"}},
-		{"cache unusable", nil, shakedown.Options{CacheDir: filepath.Join(notDir, "cache")}, []string{"SHAKEDOWN_CACHE"}},
-		{"bad accel", nil, shakedown.Options{Accel: "hvf"}, []string{"hvf"}},
+		{"no qemu", map[string]string{"PATH": t.TempDir()}, shakedown.Options{}, true, []string{"qemu-system-x86_64 not found", "apt-get install qemu-system-x86"}},
+		{"cache unusable", nil, shakedown.Options{CacheDir: filepath.Join(notDir, "cache")}, false, []string{"SHAKEDOWN_CACHE"}},
+		{"bad accel", nil, shakedown.Options{Accel: "hvf"}, true, []string{"hvf"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -174,7 +178,13 @@ func TestSetupErrors(t *testing.T) {
 			if tt.name != "no qemu" {
 				testenv.NeedVM(t)
 			}
-			msg, _ := expectFatal(t, func() { shakedown.New(recordingT{t, &expecting}, tt.opts) })
+			msg, _ := expectErr(t, func() error {
+				tb, err := shakedown.NewE(t, tt.opts)
+				if err != nil || !tt.atStart {
+					return err
+				}
+				return tb.Machine("m", shakedown.MachineConfig{}).StartE()
+			})
 			for _, w := range tt.want {
 				if !strings.Contains(msg, w) {
 					t.Errorf("got %q, want it to contain %q", msg, w)
@@ -193,9 +203,9 @@ func TestNoAptLists(t *testing.T) {
 	conf := filepath.Join(dir, "apt.conf")
 	os.WriteFile(conf, []byte(fmt.Sprintf("Dir::State::Lists %q;\nDir::Cache %q;\n", filepath.Join(dir, "lists"), dir)), 0o644)
 	t.Setenv("APT_CONFIG", conf)
-	tb := shakedown.New(recordingT{t, &expecting}, shakedown.Options{CacheDir: t.TempDir()})
+	tb := shakedown.New(t, shakedown.Options{CacheDir: t.TempDir()})
 	m := tb.Machine("nokernel", shakedown.MachineConfig{})
-	msg, _ := expectFatal(t, func() { m.Start() })
+	msg, _ := expectErr(t, func() error { return m.StartE() })
 	if !strings.Contains(msg, "apt-get update") {
 		t.Errorf("got %q, want it to say to run apt-get update", msg)
 	}

@@ -14,12 +14,13 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/shakedown-dev/shakedown"
+	"github.com/shakedown-dev/shakedown/control"
 	"github.com/shakedown-dev/shakedown/internal/testenv"
 )
 
 // dialControl connects to a testbed's control socket as user (the
 // machine's name).
-func dialControl(t *testing.T, st shakedown.TestbedState, user string) *ssh.Client {
+func dialControl(t *testing.T, st control.State, user string) *ssh.Client {
 	t.Helper()
 	conn, err := net.Dial("unix", st.Socket)
 	if err != nil {
@@ -36,9 +37,9 @@ func dialControl(t *testing.T, st shakedown.TestbedState, user string) *ssh.Clie
 }
 
 // findTestbed returns the state of the one testbed running under dir.
-func findTestbed(t *testing.T, dir string) shakedown.TestbedState {
+func findTestbed(t *testing.T, dir string) control.State {
 	t.Helper()
-	beds, err := shakedown.RunningTestbeds(dir)
+	beds, err := control.Running(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +55,7 @@ func TestControlStateAndErrors(t *testing.T) {
 	tb := shakedown.New(t, shakedown.Options{OutputDir: out, Accel: "tcg"})
 	tb.Machine("web", shakedown.MachineConfig{})
 	st := findTestbed(t, out)
-	if st.Dir != tb.OutputDir() || st.PID != os.Getpid() || st.Socket != filepath.Join(tb.OutputDir(), shakedown.ControlSocketName) {
+	if st.Dir != tb.OutputDir() || st.PID != os.Getpid() || st.Socket != filepath.Join(tb.OutputDir(), control.SocketName) {
 		t.Errorf("got state %+v, want dir %s, pid %d and the socket in it", st, tb.OutputDir(), os.Getpid())
 	}
 	fi, err := os.Stat(st.Socket)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/shakedown-dev/shakedown"
 	"github.com/shakedown-dev/shakedown/image/cache"
+	"github.com/shakedown-dev/shakedown/image/debian"
 	"github.com/shakedown-dev/shakedown/internal/testenv"
 )
 
@@ -22,20 +23,7 @@ import (
 // where mmdebstrap cannot run.
 func needDebian(t *testing.T) {
 	t.Helper()
-	testenv.NeedVM(t)
-	why := ""
-	if _, err := exec.LookPath("mmdebstrap"); err != nil {
-		why = "mmdebstrap not found: apt-get install mmdebstrap"
-	} else if os.Geteuid() != 0 {
-		why = "mmdebstrap needs root to build a Debian system"
-	}
-	if why == "" {
-		return
-	}
-	if testenv.InCI() {
-		t.Fatal(why)
-	}
-	t.Skip(why)
+	testenv.NeedDebian(t)
 }
 
 // TestDebianSystem boots a full Debian system twice (the second boot is a
@@ -70,7 +58,7 @@ func TestDebianSystem(t *testing.T) {
 	if got := m.Succeed("ip -4 -o addr show dev eth0 | awk '{print $4}'"); got != "192.168.1.1/24\n" {
 		t.Errorf("eth0: got %q, want 192.168.1.1/24", got)
 	}
-	msg, took := expectFatal(t, func() { m.WithTimeout(time.Minute).WaitForUnit("broken") })
+	msg, took := expectErr(t, func() error { return m.WithTimeout(time.Minute).WaitForUnitE("broken") })
 	if took > 15*time.Second || !strings.Contains(msg, `unit broken reached state "failed"`) || !strings.Contains(msg, "fatal: no config in /etc/broken") {
 		t.Errorf("WaitForUnit(broken) failed after %v with %q, want a fast failure with the unit's output", took, msg)
 	}
@@ -134,7 +122,7 @@ func TestDebianLockReproducible(t *testing.T) {
 	var images [2]*shakedown.DebianImage
 	for i := range images {
 		if i > 0 {
-			for _, kind := range []string{shakedown.DebianRootfsKind, shakedown.DebianDiskKind, shakedown.DebianLockKind} {
+			for _, kind := range []string{debian.RootfsKind, debian.DiskKind, debian.LockKind} {
 				if err := os.RemoveAll(filepath.Join(dir, kind)); err != nil {
 					t.Fatal(err)
 				}

@@ -23,7 +23,8 @@ type Result = agentclient.Result
 // It does not fail the test: it is the building block for callers that
 // branch on errors. The other verbs fail the test.
 func (m *Machine) Exec(cmd Command) (Result, error) {
-	return m.exec(cmd, m.wait())
+	res, err := m.exec(cmd, m.wait())
+	return res, m.wrap(err)
 }
 
 func (m *Machine) exec(cmd Command, d time.Duration) (Result, error) {
@@ -38,25 +39,13 @@ func (m *Machine) exec(cmd Command, d time.Duration) (Result, error) {
 		settle(ctx)
 		if c := cause(ctx); c != nil {
 			err = fmt.Errorf("command %q: %w", cmd.Cmd, c)
-			if errors.Is(c, context.DeadlineExceeded) || strings.HasPrefix(c.Error(), "timed out") {
-				err = fmt.Errorf("command %q killed: %w%s", cmd.Cmd, c, partial(res))
+			if errors.Is(c, ErrTimeout) || errors.Is(c, ErrGlobalTimeout) {
+				err = fmt.Errorf("command %q killed: %w%s", cmd.Cmd, c, outputs(res, "partial "))
 			}
 		}
 		return res, err
 	}
 	return res, nil
-}
-
-// partial renders what a killed command had printed.
-func partial(res Result) string {
-	var b strings.Builder
-	if len(res.Stdout) > 0 {
-		fmt.Fprintf(&b, "\npartial stdout:\n%s", indent(strings.Split(strings.TrimRight(string(res.Stdout), "\n"), "\n"), "  "))
-	}
-	if len(res.Stderr) > 0 {
-		fmt.Fprintf(&b, "\npartial stderr:\n%s", indent(strings.Split(strings.TrimRight(string(res.Stderr), "\n"), "\n"), "  "))
-	}
-	return b.String()
 }
 
 // Execute runs a shell command and returns its exit status and stdout, as
@@ -65,12 +54,19 @@ func partial(res Result) string {
 // or a machine that dies, is.
 func (m *Machine) Execute(cmd string) (int, string) {
 	m.t().Helper()
+	status, out, err := m.ExecuteE(cmd)
+	m.must(err)
+	return status, out
+}
+
+// ExecuteE is Execute returning its error.
+func (m *Machine) ExecuteE(cmd string) (int, string, error) {
 	res, err := m.Exec(Command{Cmd: cmd})
 	if err != nil {
-		m.fatal(err)
+		return 0, "", err
 	}
 	m.logResult(cmd, res)
-	return res.Status, string(res.Stdout)
+	return res.Status, string(res.Stdout), nil
 }
 
 func (m *Machine) logResult(cmd string, res Result) {
@@ -83,21 +79,21 @@ func (m *Machine) logResult(cmd string, res Result) {
 // status fails the test with the command's output.
 func (m *Machine) Succeed(cmd string) string {
 	m.t().Helper()
-	out, err := m.succeed(cmd)
-	if err != nil {
-		m.fatal(err)
-	}
+	out, err := m.SucceedE(cmd)
+	m.must(err)
 	return out
 }
 
-func (m *Machine) succeed(cmd string) (string, error) {
+// SucceedE is Succeed returning its error, which wraps ErrCommandFailed
+// for a non-zero status.
+func (m *Machine) SucceedE(cmd string) (string, error) {
 	res, err := m.Exec(Command{Cmd: cmd})
 	if err != nil {
 		return "", err
 	}
 	m.logResult(cmd, res)
 	if res.Status != 0 {
-		return "", fmt.Errorf("command %q failed with status %d%s", cmd, res.Status, outputs(res))
+		return "", m.wrap(&CommandError{Cmd: cmd, Result: res, WantSuccess: true})
 	}
 	return string(res.Stdout), nil
 }
@@ -106,25 +102,60 @@ func (m *Machine) succeed(cmd string) (string, error) {
 // status of zero fails the test.
 func (m *Machine) Fail(cmd string) string {
 	m.t().Helper()
+	out, err := m.FailE(cmd)
+	m.must(err)
+	return out
+}
+
+// FailE is Fail returning its error, which wraps ErrCommandSucceeded for
+// a status of zero.
+func (m *Machine) FailE(cmd string) (string, error) {
 	res, err := m.Exec(Command{Cmd: cmd})
 	if err != nil {
-		m.fatal(err)
+		return "", err
 	}
 	m.logResult(cmd, res)
 	if res.Status == 0 {
-		m.fatal(fmt.Errorf("command %q succeeded, want failure%s", cmd, outputs(res)))
+		return "", m.wrap(&CommandError{Cmd: cmd, Result: res})
 	}
-	return string(res.Stdout)
+	return string(res.Stdout), nil
 }
 
-func outputs(res Result) string {
+// CommandError is the error of Succeed and Fail when the command's status
+// is not the one wanted: errors.Is matches ErrCommandFailed or
+// ErrCommandSucceeded, and errors.As gives the command and its result.
+type CommandError struct {
+	Cmd    string
+	Result Result
+	// WantSuccess is set for Succeed, which wanted status 0.
+	WantSuccess bool
+}
+
+func (e *CommandError) Error() string {
+	if e.WantSuccess {
+		return fmt.Sprintf("command %q failed with status %d%s", e.Cmd, e.Result.Status, outputs(e.Result, ""))
+	}
+	return fmt.Sprintf("command %q succeeded, want failure%s", e.Cmd, outputs(e.Result, ""))
+}
+
+// Is matches ErrCommandFailed or ErrCommandSucceeded, as the case is.
+func (e *CommandError) Is(target error) bool {
+	if e.WantSuccess {
+		return target == ErrCommandFailed
+	}
+	return target == ErrCommandSucceeded
+}
+
+// outputs renders a command's stdout and stderr on indented lines, each
+// under its name after label ("partial " for a killed command's).
+func outputs(res Result, label string) string {
 	var b strings.Builder
 	for _, s := range []struct {
 		name string
 		out  []byte
 	}{{"stdout", res.Stdout}, {"stderr", res.Stderr}} {
 		if len(s.out) > 0 {
-			fmt.Fprintf(&b, "\n%s:\n%s", s.name, indent(strings.Split(strings.TrimRight(string(s.out), "\n"), "\n"), "  "))
+			fmt.Fprintf(&b, "\n%s%s:\n%s", label, s.name, indent(strings.Split(strings.TrimRight(string(s.out), "\n"), "\n"), "  "))
 		}
 	}
 	return b.String()
@@ -135,22 +166,30 @@ func outputs(res Result) string {
 // the last status and output.
 func (m *Machine) WaitUntilSucceeds(cmd string) string {
 	m.t().Helper()
-	out, err := m.waitUntil(cmd, true)
-	if err != nil {
-		m.fatal(err)
-	}
+	out, err := m.WaitUntilSucceedsE(cmd)
+	m.must(err)
 	return out
+}
+
+// WaitUntilSucceedsE is WaitUntilSucceeds returning its error.
+func (m *Machine) WaitUntilSucceedsE(cmd string) (string, error) {
+	out, err := m.waitUntil(cmd, true)
+	return out, m.wrap(err)
 }
 
 // WaitUntilFails runs cmd until it exits with a non-zero status and
 // returns its stdout.
 func (m *Machine) WaitUntilFails(cmd string) string {
 	m.t().Helper()
-	out, err := m.waitUntil(cmd, false)
-	if err != nil {
-		m.fatal(err)
-	}
+	out, err := m.WaitUntilFailsE(cmd)
+	m.must(err)
 	return out
+}
+
+// WaitUntilFailsE is WaitUntilFails returning its error.
+func (m *Machine) WaitUntilFailsE(cmd string) (string, error) {
+	out, err := m.waitUntil(cmd, false)
+	return out, m.wrap(err)
 }
 
 func (m *Machine) waitUntil(cmd string, success bool) (string, error) {
@@ -169,7 +208,7 @@ func (m *Machine) waitUntil(cmd string, success bool) (string, error) {
 			return false, err.Error(), nil
 		}
 		last = res
-		return (res.Status == 0) == success, fmt.Sprintf("status %d%s", res.Status, outputs(res)), nil
+		return (res.Status == 0) == success, fmt.Sprintf("status %d%s", res.Status, outputs(res, "")), nil
 	})
 	return string(last.Stdout), err
 }

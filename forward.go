@@ -2,10 +2,10 @@ package shakedown
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"strconv"
-	"sync"
+
+	"github.com/shakedown-dev/shakedown/agentclient"
 )
 
 // ForwardPort makes a TCP port of the guest reachable on the host's
@@ -15,78 +15,40 @@ import (
 // listener closes when the testbed ends.
 func (m *Machine) ForwardPort(guestPort int) string {
 	m.t().Helper()
+	addr, err := m.ForwardPortE(guestPort)
+	m.must(err)
+	return addr
+}
+
+// ForwardPortE is ForwardPort returning its error.
+func (m *Machine) ForwardPortE(guestPort int) (string, error) {
 	addr, err := m.forwardPort(guestPort)
 	if err != nil {
-		m.fatal(fmt.Errorf("forward port %d: %w", guestPort, err))
+		return "", m.wrap(fmt.Errorf("forward port %d: %w", guestPort, err))
 	}
-	return addr
+	return addr, nil
 }
 
 func (m *Machine) forwardPort(guestPort int) (string, error) {
 	if guestPort <= 0 || guestPort > 65535 {
-		return "", fmt.Errorf("port %d out of range", guestPort)
+		return "", fmt.Errorf("%w: port %d out of range 1-65535", ErrInvalid, guestPort)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
 	}
 	target := net.JoinHostPort("127.0.0.1", strconv.Itoa(guestPort))
-	var conns sync.WaitGroup
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			go func() {
-				defer conns.Done()
-				m.relay(c, target)
-			}()
-		}
-	}()
-	m.tb.onClose(func() {
-		ln.Close()
-		<-done
-		conns.Wait()
-	})
+	m.tb.onClose(agentclient.Forward(ln, func(c net.Conn) { m.relay(c, target) }))
 	return ln.Addr().String(), nil
 }
 
-// relay joins a host connection to target in the guest; a guest that is
-// down or refuses closes the host side at once.
+// relay joins a host connection to target in the guest, through the
+// current boot's agent; a guest that is down or refuses closes it at once.
 func (m *Machine) relay(c net.Conn, target string) {
-	defer c.Close()
 	agent, run, err := m.session()
 	if err != nil {
-		return
-	}
-	g, err := agent.DialGuest(run, "tcp", target)
-	if err != nil {
-		return
-	}
-	defer g.Close()
-	stop := make(chan struct{})
-	go func() {
-		select {
-		case <-run.Done():
-		case <-stop:
-		}
 		c.Close()
-		g.Close()
-	}()
-	defer close(stop)
-	done := make(chan struct{}, 2)
-	go func() { io.Copy(g, c); closeWrite(g); done <- struct{}{} }()
-	go func() { io.Copy(c, g); closeWrite(c); done <- struct{}{} }()
-	<-done
-	<-done
-}
-
-func closeWrite(c net.Conn) {
-	if cw, ok := c.(interface{ CloseWrite() error }); ok {
-		cw.CloseWrite()
+		return
 	}
+	agent.Relay(run, c, target)
 }

@@ -3,9 +3,13 @@ package shakedown
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
-	"sort"
+	"slices"
+	"strings"
+
+	"github.com/shakedown-dev/shakedown/network/netstack"
 )
 
 // Peer is what plugs into a network and what faults single out: a
@@ -29,7 +33,7 @@ type Host struct {
 	n    *Network
 	name string
 	num  int
-	ep   *hostEndpoint
+	ep   *netstack.Host
 }
 
 // HostOptions configure a host endpoint. The zero value picks its number.
@@ -39,6 +43,10 @@ type HostOptions struct {
 	// Machines are numbered from 1 up, so the two meet only in a testbed
 	// of some 250 machines and hosts.
 	Number int
+	// Gateway, if set, is a router machine's IPv4 address on this network,
+	// the host's default route (and its IPv6 twin's): so machines on other
+	// networks reach the host.
+	Gateway netip.Addr
 }
 
 // Host declares a host endpoint named name on the network and starts it;
@@ -48,14 +56,13 @@ type HostOptions struct {
 // a later one is added to the /etc/hosts of every running machine.
 func (n *Network) Host(name string, opts HostOptions) *Host {
 	n.tb.t.Helper()
-	h, err := n.host(name, opts)
-	if err != nil {
-		n.tb.t.Fatalf("shakedown: %v", err)
-	}
+	h, err := n.HostE(name, opts)
+	n.tb.must(err)
 	return h
 }
 
-func (n *Network) host(name string, opts HostOptions) (*Host, error) {
+// HostE is Host returning its error.
+func (n *Network) HostE(name string, opts HostOptions) (*Host, error) {
 	if err := CheckName("host", name); err != nil {
 		return nil, err
 	}
@@ -78,7 +85,7 @@ func (n *Network) host(name string, opts HostOptions) (*Host, error) {
 		return nil, fmt.Errorf("host %s: a machine has that name (names go in /etc/hosts, so hosts and machines need different ones)", name)
 	}
 	if opts.Number < 0 || opts.Number > DefaultHostNumber {
-		return nil, fmt.Errorf("host %s: number %d: want 1 to %d, or 0 to pick one", name, opts.Number, DefaultHostNumber)
+		return nil, fmt.Errorf("host %s: %w: number %d: want 1 to %d, or 0 to pick one", name, ErrInvalid, opts.Number, DefaultHostNumber)
 	}
 
 	n.hostsMu.Lock()
@@ -94,6 +101,9 @@ func (n *Network) host(name string, opts HostOptions) (*Host, error) {
 		return nil, fmt.Errorf("host %s: %s: %w: it is host %s's (choose another HostOptions.Number, or 0)", name, n.address(num, false), ErrAddressInUse, other.name)
 	}
 	ep, err := n.hostEndpoint(num)
+	if err == nil && opts.Gateway.IsValid() {
+		err = ep.SetGateway(opts.Gateway)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("host %s: %w", name, err)
 	}
@@ -110,7 +120,10 @@ func (n *Network) host(name string, opts HostOptions) (*Host, error) {
 	}
 	tb.hosts[name] = h
 	tb.mu.Unlock()
-	n.apply() // standing faults of this host, if it was named in them
+	// Standing faults of this host, if it was named in them.
+	if err := n.apply(); err != nil {
+		return nil, fmt.Errorf("host %s: %w", name, err)
+	}
 	if err := tb.refreshHostsFiles(); err != nil {
 		return nil, fmt.Errorf("host %s: %w", name, err)
 	}
@@ -121,17 +134,14 @@ func (n *Network) host(name string, opts HostOptions) (*Host, error) {
 // that no machine on the network and no host endpoint holds, or 0.
 // n.hostsMu is held.
 func (n *Network) freeHostNumber() int {
-	taken := map[int]bool{}
-	for num := range n.hosts {
-		taken[num] = true
-	}
+	var machines []int
 	for _, m := range n.tb.Machines() {
-		if contains(m.cfg.Networks, n.name) {
-			taken[n.tb.numberOf(machineKind, m.name)] = true
+		if slices.Contains(m.cfg.Networks, n.name) {
+			machines = append(machines, n.tb.machineNumber(m.name))
 		}
 	}
 	for num := DefaultHostNumber - 1; num >= 1; num-- {
-		if !taken[num] {
+		if n.hosts[num] == nil && !slices.Contains(machines, num) {
 			return num
 		}
 	}
@@ -152,12 +162,7 @@ func (n *Network) namedHost(num int) *Host {
 func (tb *Testbed) Hosts() []*Host {
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
-	hs := make([]*Host, 0, len(tb.hosts))
-	for _, h := range tb.hosts {
-		hs = append(hs, h)
-	}
-	sort.Slice(hs, func(i, j int) bool { return hs[i].name < hs[j].name })
-	return hs
+	return slices.SortedFunc(maps.Values(tb.hosts), func(a, b *Host) int { return strings.Compare(a.name, b.name) })
 }
 
 func (h *Host) peer() any { return h }
@@ -210,30 +215,45 @@ func (h *Host) Dial(ctx context.Context, network, addr string) (net.Conn, error)
 
 // Block cuts the host's link, as Machine.Block cuts a machine's: nothing
 // passes either way until Unblock.
-func (h *Host) Block() { h.n.sw.SetLink(h.ep.port.ID(), false) }
+func (h *Host) Block() {
+	h.n.tb.t.Helper()
+	h.n.tb.must(h.BlockE())
+}
+
+// BlockE is Block returning its error: the testbed has ended.
+func (h *Host) BlockE() error { return h.setLink(false) }
 
 // Unblock restores the link Block cut.
-func (h *Host) Unblock() { h.n.sw.SetLink(h.ep.port.ID(), true) }
+func (h *Host) Unblock() {
+	h.n.tb.t.Helper()
+	h.n.tb.must(h.UnblockE())
+}
+
+// UnblockE is Unblock returning its error.
+func (h *Host) UnblockE() error { return h.setLink(true) }
+
+func (h *Host) setLink(up bool) error {
+	if err := h.n.sw.SetLink(h.ep.Port(), up); err != nil {
+		return fmt.Errorf("host %s: link: %w", h.name, err)
+	}
+	return nil
+}
 
 // local turns ":port" or "NAME:port" into the host's address and port
 // for network's family.
 func (h *Host) local(network, addr string) (string, error) {
-	_, v6, err := parseNetwork(network)
+	a, err := netstack.ParseAddress(network, addr)
 	if err != nil {
 		return "", err
 	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", err
-	}
-	ip := h.n.address(h.num, v6)
-	if host != "" && host != h.name {
-		want, err := netip.ParseAddr(host)
+	ip := h.n.address(h.num, a.V6)
+	if a.Host != "" && a.Host != h.name {
+		want, err := netip.ParseAddr(a.Host)
 		if err != nil || want.Unmap() != ip {
-			return "", fmt.Errorf("host %q: want \":PORT\", or the host's own name or address (%s)", host, ip)
+			return "", fmt.Errorf("host %q: want \":PORT\", or the host's own name or address (%s)", a.Host, ip)
 		}
 	}
-	return net.JoinHostPort(ip.String(), port), nil
+	return netip.AddrPortFrom(ip, a.Port).String(), nil
 }
 
 // refreshHostsFiles rewrites /etc/hosts in every running machine, for a
@@ -248,7 +268,7 @@ func (tb *Testbed) refreshHostsFiles() error {
 		if client == nil || !running || len(m.cfg.Networks) == 0 {
 			continue
 		}
-		if err := writeGuestFile(client, "/etc/hosts", data); err != nil {
+		if err := client.WriteFile("/etc/hosts", data); err != nil {
 			return fmt.Errorf("update /etc/hosts of %s: %w", m.name, err)
 		}
 	}

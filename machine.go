@@ -6,17 +6,16 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/shakedown-dev/shakedown/agentclient"
+	"github.com/shakedown-dev/shakedown/image/disk"
+	"github.com/shakedown-dev/shakedown/internal/agentproto"
 	"github.com/shakedown-dev/shakedown/qemu"
 )
-
-var execLookPath = exec.LookPath
 
 // MachineConfig describes a machine. The zero value is a machine with
 // 512 MiB, one CPU, Debian's kernel and a minimal initramfs: the agent,
@@ -123,28 +122,8 @@ type machine struct {
 }
 
 func newMachine(tb *Testbed, name string, cfg MachineConfig) (*machine, error) {
-	seen := map[string]bool{}
-	for _, n := range cfg.Networks {
-		if tb.networks[n] == nil {
-			return nil, fmt.Errorf("machine %s: network %q is not declared: call tb.Network(%q, ...) before the machine", name, n, n)
-		}
-		if seen[n] {
-			return nil, fmt.Errorf("machine %s: network %q listed twice", name, n)
-		}
-		seen[n] = true
-	}
-	for _, f := range cfg.Files {
-		if f.Host != "" {
-			if _, err := os.Stat(f.Host); err != nil {
-				return nil, fmt.Errorf("machine %s: file for %s: %w", name, f.Guest, err)
-			}
-		}
-	}
-	if cfg.LockFile != "" && cfg.Initrd != "" {
-		return nil, fmt.Errorf("machine %s: LockFile pins the packages shakedown installs; a machine with its own Initrd has none (leave LockFile empty)", name)
-	}
-	if err := errors.Join(checkServices(cfg), checkDisks(cfg.Disks), checkDebian(cfg)); err != nil {
-		return nil, fmt.Errorf("machine %s: %w", name, err)
+	if err := checkConfig(tb, cfg); err != nil {
+		return nil, fmt.Errorf("machine %s: %w: %w", name, ErrInvalid, err)
 	}
 	lf, err := os.Create(filepath.Join(tb.dir, name+".console.log"))
 	if err != nil {
@@ -157,6 +136,31 @@ func newMachine(tb *Testbed, name string, cfg MachineConfig) (*machine, error) {
 	}
 	m.console = qemu.NewConsole(lf, onLine)
 	return m, nil
+}
+
+// checkConfig rejects, when the machine is declared, what cannot boot.
+func checkConfig(tb *Testbed, cfg MachineConfig) error {
+	seen := map[string]bool{}
+	for _, n := range cfg.Networks {
+		if tb.networks[n] == nil {
+			return fmt.Errorf("network %q is not declared: call tb.Network(%q, ...) before the machine", n, n)
+		}
+		if seen[n] {
+			return fmt.Errorf("network %q listed twice", n)
+		}
+		seen[n] = true
+	}
+	for _, f := range cfg.Files {
+		if f.Host != "" {
+			if _, err := os.Stat(f.Host); err != nil {
+				return fmt.Errorf("file for %s: %w", f.Guest, err)
+			}
+		}
+	}
+	if cfg.LockFile != "" && cfg.Initrd != "" {
+		return errors.New("LockFile pins the packages shakedown installs; a machine with its own Initrd has none (leave LockFile empty)")
+	}
+	return errors.Join(checkServices(cfg), disk.Check(cfg.Disks), checkDebian(cfg))
 }
 
 // Name returns the machine's name, which is also its hostname.
@@ -190,33 +194,16 @@ func (m *Machine) wait() time.Duration {
 	return DefaultWait
 }
 
-// fatal fails the test with err and the machine's last console lines.
-func (m *Machine) fatal(err error) {
-	m.t().Helper()
-	m.t().Fatalf("%s: %v%s", m.name, err, m.consoleTail())
-}
-
-func (m *machine) consoleTail() string {
-	lines := m.console.Tail(consoleTailLines)
-	if len(lines) == 0 {
-		return "\n(no console output)"
-	}
-	return fmt.Sprintf("\nlast console lines of %s:\n%s", m.name, indent(lines, "  "+m.name+" # "))
-}
-
-// consoleTailLines is how much console goes into a failure message: enough
-// for a panic and its call trace's head.
-const consoleTailLines = 20
-
 // Start boots the machine and waits until its agent answers. Starting a
 // running machine does nothing. Verbs start a stopped machine themselves,
 // as in the NixOS driver.
 func (m *Machine) Start() {
 	m.t().Helper()
-	if err := m.start(); err != nil {
-		m.t().Fatalf("%v", err)
-	}
+	m.must(m.StartE())
 }
+
+// StartE is Start returning its error.
+func (m *Machine) StartE() error { return m.wrap(m.start()) }
 
 func (m *machine) start() error {
 	m.bootMu.Lock()
@@ -237,12 +224,16 @@ func (m *machine) running() bool {
 func (m *machine) boot() error {
 	ctx := m.tb.ctx
 	if err := context.Cause(ctx); err != nil {
-		return fmt.Errorf("start %s: %w", m.name, err)
+		return fmt.Errorf("start: %w", err)
+	}
+	accel, err := m.tb.hypervisor()
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
 	}
 	began := time.Now()
 	bf, err := m.tb.bootFiles(ctx, m.name, m.cfg)
 	if err != nil {
-		return fmt.Errorf("start %s: %w", m.name, err)
+		return fmt.Errorf("start: %w", err)
 	}
 	prepared := time.Since(began)
 	disks, err := m.prepareDisks()
@@ -250,11 +241,11 @@ func (m *machine) boot() error {
 		disks, err = m.withRootDisk(bf.root, disks)
 	}
 	if err != nil {
-		return fmt.Errorf("start %s: %w", m.name, err)
+		return fmt.Errorf("start: %w", err)
 	}
 	nics, netArgs, netFiles, netParam, err := m.plug()
 	if err != nil {
-		return fmt.Errorf("start %s: %w", m.name, err)
+		return fmt.Errorf("start: %w", err)
 	}
 	cmdline := m.cmdline()
 	if netParam != "" {
@@ -265,14 +256,14 @@ func (m *machine) boot() error {
 	endBoot := rep.begin(StepBoot)
 	proc, err := qemu.Start(ctx, qemu.Config{
 		Name:       m.name,
-		Accel:      m.tb.accel,
+		Accel:      accel,
 		MemoryMiB:  m.cfg.MemoryMiB,
 		CPUs:       m.cfg.CPUs,
 		Kernel:     bf.kernel,
 		Initrd:     bf.initrd,
 		Append:     cmdline,
 		Display:    true,
-		Extra:      append(append(diskArgs(disks), netArgs...), m.cfg.QEMUArgs...),
+		Extra:      append(append(disk.QEMUArgs(disks), netArgs...), m.cfg.QEMUArgs...),
 		ExtraFiles: netFiles,
 	})
 	// QEMU holds its own copies now; ours would keep a port alive after
@@ -285,7 +276,7 @@ func (m *machine) boot() error {
 		for _, c := range nics {
 			c.port.Close()
 		}
-		return fmt.Errorf("start %s: %w", m.name, err)
+		return fmt.Errorf("start: %w", err)
 	}
 	run, stop := context.WithCancelCause(ctx)
 	m.mu.Lock()
@@ -344,38 +335,25 @@ func (m *machine) boot() error {
 		}
 		m.kill()
 		endBoot(cause)
-		return fmt.Errorf("start %s: %w%s", m.name, cause, m.consoleTail())
+		return fmt.Errorf("start: %w", cause)
 	}
 	endBoot(nil)
 	m.mu.Lock()
 	m.agent = client
 	m.mu.Unlock()
-	m.attach(nics)
+	if err := m.attach(nics); err != nil {
+		m.kill()
+		return fmt.Errorf("start: %w", err)
+	}
 	if len(m.tb.allNetworks()) > 0 {
-		if err := writeGuestFile(client, "/etc/hosts", m.tb.hostsFile()); err != nil {
+		if err := client.WriteFile("/etc/hosts", m.tb.hostsFile()); err != nil {
 			m.kill()
-			return fmt.Errorf("start %s: write /etc/hosts: %w", m.name, err)
+			return fmt.Errorf("start: write /etc/hosts: %w", err)
 		}
 	}
 	rep.report(Event{Step: StepUp, Done: true})
-	m.tb.logf("%s: up in %.2fs (%s; image ready in %.2fs)", m.name, time.Since(began).Seconds(), m.tb.accel, prepared.Seconds())
+	m.tb.logf("%s: up in %.2fs (%s; image ready in %.2fs)", m.name, time.Since(began).Seconds(), accel, prepared.Seconds())
 	return nil
-}
-
-func writeGuestFile(c *agentclient.Client, path string, data []byte) error {
-	sc, err := c.SFTP()
-	if err != nil {
-		return err
-	}
-	f, err := sc.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 func dialAgent(ctx context.Context, proc *qemu.Process) (*agentclient.Client, error) {
@@ -387,16 +365,12 @@ func dialAgent(ctx context.Context, proc *qemu.Process) (*agentclient.Client, er
 }
 
 // errStopped is the cause of a run that ended because it was asked to.
-var errStopped = errors.New("machine was stopped")
-
-// ErrMachineDied is wrapped by errors of verbs whose machine went away
-// without being asked to: a kernel panic, a guest power-off, QEMU dying.
-var ErrMachineDied = errors.New("machine died")
+var errStopped = fmt.Errorf("%w: it was stopped", ErrNotRunning)
 
 // deathCause explains an unexpected end of QEMU from the console.
 func (m *machine) deathCause(proc *qemu.Process) error {
 	if p := m.console.Panic(); p != "" {
-		return fmt.Errorf("%w: kernel panic:\n%s", ErrMachineDied, indent(strings.Split(p, "\n"), "  "))
+		return fmt.Errorf("%w: %w:\n%s", ErrMachineDied, ErrKernelPanic, indent(strings.Split(p, "\n"), "  "))
 	}
 	if err := proc.ExitError(); err != nil {
 		return fmt.Errorf("%w: qemu: %v", ErrMachineDied, err)
@@ -413,7 +387,7 @@ func (m *machine) cmdline() string {
 		// Test machines need no protection from each other's speculation,
 		// and under TCG the page-table switches it costs are expensive.
 		"mitigations=off",
-		"shakedown.hostname=" + m.name,
+		agentproto.ParamHostname + "=" + m.name,
 	}
 	if m.cfg.Debian != nil {
 		args = append(args, debianCmdline(m.name)...)
@@ -441,7 +415,7 @@ func (m *machine) session() (*agentclient.Client, context.Context, error) {
 // opContext bounds one operation by d and by the machine's run; it says
 // what it was for in the cause.
 func opContext(run context.Context, d time.Duration, what string) (context.Context, context.CancelFunc) {
-	return context.WithTimeoutCause(run, d, fmt.Errorf("timed out after %v waiting for %s", d, what))
+	return context.WithTimeoutCause(run, d, fmt.Errorf("%w after %v waiting for %s", ErrTimeout, d, what))
 }
 
 // cause returns the reason ctx ended, in the machine's words.
@@ -466,10 +440,11 @@ func settle(ctx context.Context) {
 // Shutdown powers the machine off cleanly and waits until it is off.
 func (m *Machine) Shutdown() {
 	m.t().Helper()
-	if err := m.shutdown(); err != nil {
-		m.fatal(err)
-	}
+	m.must(m.ShutdownE())
 }
+
+// ShutdownE is Shutdown returning its error.
+func (m *Machine) ShutdownE() error { return m.wrap(m.shutdown()) }
 
 func (m *Machine) shutdown() error {
 	m.bootMu.Lock()
@@ -510,10 +485,11 @@ func (m *Machine) Crash() {
 // again. The console's searchable text starts anew with the new boot.
 func (m *Machine) Reboot() {
 	m.t().Helper()
-	if err := m.reboot(); err != nil {
-		m.fatal(err)
-	}
+	m.must(m.RebootE())
 }
+
+// RebootE is Reboot returning its error.
+func (m *Machine) RebootE() error { return m.wrap(m.reboot()) }
 
 func (m *Machine) reboot() error {
 	m.bootMu.Lock()
@@ -545,21 +521,27 @@ func (m *Machine) reboot() error {
 // after `poweroff` in the guest). It fails if the machine panicked instead.
 func (m *Machine) WaitForShutdown() {
 	m.t().Helper()
+	m.must(m.WaitForShutdownE())
+}
+
+// WaitForShutdownE is WaitForShutdown returning its error.
+func (m *Machine) WaitForShutdownE() error {
 	m.mu.Lock()
 	proc := m.proc
 	m.mu.Unlock()
 	if proc == nil {
-		return
+		return nil
 	}
 	ctx, cancel := opContext(m.tb.ctx, m.wait(), "the machine to shut down")
 	defer cancel()
 	if err := proc.Wait(ctx); err != nil {
-		m.fatal(cause(ctx))
+		return m.wrap(cause(ctx))
 	}
 	m.wg.Wait()
 	if p := m.console.Panic(); p != "" {
-		m.fatal(fmt.Errorf("machine panicked instead of shutting down:\n%s", p))
+		return m.wrap(fmt.Errorf("%w: %w instead of shutting down:\n%s", ErrMachineDied, ErrKernelPanic, p))
 	}
+	return nil
 }
 
 // kill stops QEMU if it runs and waits for the boot's goroutines.

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/shakedown-dev/shakedown/agentclient"
+	"github.com/shakedown-dev/shakedown/image/deb"
+	"github.com/shakedown-dev/shakedown/image/kernel"
 	"github.com/shakedown-dev/shakedown/internal/testenv"
 )
 
@@ -47,7 +49,7 @@ func TestAgentReconnect(t *testing.T) {
 func TestUserKernelAndInitrd(t *testing.T) {
 	testenv.NeedVM(t)
 	tb := New(t, Options{QuietConsole: true})
-	k, err := tb.debianKernel(tb.ctx)
+	k, err := kernel.Debian(tb.ctx, tb.cache, deb.Apt{})
 	if err != nil {
 		t.Fatal(err)
 	}

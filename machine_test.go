@@ -2,6 +2,7 @@ package shakedown_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -15,57 +16,32 @@ import (
 	"github.com/shakedown-dev/shakedown/internal/testenv"
 )
 
-// fatal is what recordingT panics with instead of ending the goroutine, so
-// a test can watch a verb fail.
-type fatal struct{ msg string }
-
-// recordingT passes everything to the real test except a Fatalf inside
-// expectFatal, which it turns into a panic that expectFatal recovers.
-type recordingT struct {
-	*testing.T
-	expecting *bool
-}
-
-func (r recordingT) Fatalf(format string, args ...any) {
-	if *r.expecting {
-		panic(fatal{fmt.Sprintf(format, args...)})
-	}
-	r.T.Helper()
-	r.T.Fatalf(format, args...)
-}
-
-var expecting bool
-
-// expectFatal runs f, which must fail through Fatalf, and returns the
-// failure message and how long f took.
-func expectFatal(t *testing.T, f func()) (msg string, took time.Duration) {
+// expectErr runs f, the E form of a verb that must fail, and returns its
+// error as the failing verb would print it (with the console lines) and
+// how long f took.
+func expectErr(t *testing.T, f func() error) (msg string, took time.Duration) {
 	t.Helper()
 	began := time.Now()
-	expecting = true
-	defer func() { expecting = false }()
-	func() {
-		defer func() {
-			if r := recover(); r != nil {
-				ft, ok := r.(fatal)
-				if !ok {
-					panic(r)
-				}
-				msg = ft.msg
-			}
-		}()
-		f()
-	}()
+	err := f()
 	took = time.Since(began)
-	if msg == "" {
+	if err == nil {
 		t.Fatalf("the call succeeded, want a failure")
 	}
-	return msg, took
+	var me *shakedown.MachineError
+	if errors.As(err, &me) {
+		return err.Error() + me.ConsoleText(), took
+	}
+	return err.Error(), took
 }
+
+// err2 and err3 keep the error of an E form's results.
+func err2[A any](_ A, err error) error         { return err }
+func err3[A, B any](_ A, _ B, err error) error { return err }
 
 func newTestbed(t *testing.T) *shakedown.Testbed {
 	t.Helper()
 	testenv.NeedVM(t)
-	return shakedown.New(recordingT{t, &expecting}, shakedown.Options{})
+	return shakedown.New(t, shakedown.Options{})
 }
 
 func TestVerbs(t *testing.T) {
@@ -111,54 +87,54 @@ func TestVerbs(t *testing.T) {
 		m.WaitUntilSucceeds("! ps -o stat | grep -q '^Z'")
 	})
 	t.Run("execute", func(t *testing.T) {
-		m := m.WithT(recordingT{t, &expecting})
+		m := m.WithT(t)
 		status, out := m.Execute("echo out; echo err >&2; exit 7")
 		if status != 7 || out != "out\n" {
 			t.Errorf("got %d %q, want 7 %q", status, out, "out\n")
 		}
 	})
 	t.Run("fail", func(t *testing.T) {
-		m := m.WithT(recordingT{t, &expecting})
+		m := m.WithT(t)
 		m.Fail("false")
-		msg, _ := expectFatal(t, func() { m.Fail("true") })
+		msg, _ := expectErr(t, func() error { return err2(m.FailE("true")) })
 		if !strings.Contains(msg, `"true" succeeded`) {
 			t.Errorf("got %q, want it to say the command succeeded", msg)
 		}
-		msg, _ = expectFatal(t, func() { m.Succeed("echo nope >&2; exit 3") })
+		msg, _ = expectErr(t, func() error { return err2(m.SucceedE("echo nope >&2; exit 3")) })
 		if !strings.Contains(msg, "status 3") || !strings.Contains(msg, "nope") {
 			t.Errorf("got %q, want the status and stderr", msg)
 		}
 	})
 	t.Run("exec", func(t *testing.T) {
-		m := m.WithT(recordingT{t, &expecting})
+		m := m.WithT(t)
 		res, err := m.Exec(shakedown.Command{Cmd: "cat; pwd; echo $X", Dir: "/tmp", Env: map[string]string{"X": "y"}, Stdin: strings.NewReader("in\n")})
 		if err != nil || string(res.Stdout) != "in\n/tmp\ny\n" {
 			t.Errorf("got %q %v, want %q", res.Stdout, err, "in\n/tmp\ny\n")
 		}
 	})
 	t.Run("wait until", func(t *testing.T) {
-		m := m.WithT(recordingT{t, &expecting})
+		m := m.WithT(t)
 		m.Succeed("(sleep 1; touch /tmp/later) >/dev/null 2>&1 &")
 		m.WaitUntilSucceeds("test -e /tmp/later")
 		m.WaitUntilFails("test -e /tmp/never")
 		m.WaitForFile("/tmp/later")
-		msg, took := expectFatal(t, func() { m.WithTimeout(time.Second).WaitUntilSucceeds("echo still-no; false") })
+		msg, took := expectErr(t, func() error { return err2(m.WithTimeout(time.Second).WaitUntilSucceedsE("echo still-no; false")) })
 		if !strings.Contains(msg, "waited") || !strings.Contains(msg, "still-no") || took > 10*time.Second {
 			t.Errorf("got %q after %v, want a timeout naming the last output within seconds", msg, took)
 		}
-		msg, _ = expectFatal(t, func() { m.WithTimeout(500 * time.Millisecond).WaitForFile("/nonexistent") })
+		msg, _ = expectErr(t, func() error { return m.WithTimeout(500 * time.Millisecond).WaitForFileE("/nonexistent") })
 		if !strings.Contains(msg, "file /nonexistent") || !strings.Contains(msg, "last console lines") {
 			t.Errorf("got %q, want the file and the console", msg)
 		}
 	})
 	t.Run("ports", func(t *testing.T) {
-		m := m.WithT(recordingT{t, &expecting})
+		m := m.WithT(t)
 		m.WaitForClosedPort(8080)
 		m.Succeed("nc -ll -p 8080 -e cat >/dev/null 2>&1 & echo $! > /tmp/nc.pid")
 		m.WaitForOpenPort(8080)
 		m.Succeed("kill $(cat /tmp/nc.pid)")
 		m.WaitForClosedPort(8080)
-		msg, _ := expectFatal(t, func() { m.WithTimeout(time.Second).WaitForOpenPort(8081) })
+		msg, _ := expectErr(t, func() error { return m.WithTimeout(time.Second).WaitForOpenPortE(8081) })
 		if !strings.Contains(msg, "127.0.0.1:8081") || !strings.Contains(msg, "refused") {
 			t.Errorf("got %q, want the port and the last refusal", msg)
 		}
@@ -179,7 +155,7 @@ func TestVerbs(t *testing.T) {
 		m.WaitForOpenUnixSocket("/run/test.sock")
 	})
 	t.Run("files", func(t *testing.T) {
-		m := m.WithT(recordingT{t, &expecting})
+		m := m.WithT(t)
 		m.CopyTo(host, "/root/dir/payload")
 		if got := m.Succeed("cat /root/dir/payload; stat -c %a /root/dir/payload"); got != "from the host\n640\n" {
 			t.Errorf("got %q, want the content and mode 640", got)
@@ -191,14 +167,14 @@ func TestVerbs(t *testing.T) {
 		}
 	})
 	t.Run("console", func(t *testing.T) {
-		m := m.WithT(recordingT{t, &expecting})
+		m := m.WithT(t)
 		m.Succeed("echo marker-$((6*7)) > /dev/console")
 		if got := m.WaitForConsoleText(`marker-\d+`); got != "marker-42" {
 			t.Errorf("got %q, want marker-42", got)
 		}
 	})
 	t.Run("screenshot", func(t *testing.T) {
-		m := m.WithT(recordingT{t, &expecting})
+		m := m.WithT(t)
 		p := m.Screenshot("screen")
 		b, err := os.ReadFile(p)
 		if err != nil || len(b) < 8 || string(b[1:4]) != "PNG" {
@@ -242,7 +218,7 @@ func TestPanicFailsFast(t *testing.T) {
 	tb := newTestbed(t)
 	m := tb.Machine("panic", shakedown.MachineConfig{})
 	m.Start()
-	msg, took := expectFatal(t, func() { m.Succeed("echo c > /proc/sysrq-trigger; sleep 600") })
+	msg, took := expectErr(t, func() error { return err2(m.SucceedE("echo c > /proc/sysrq-trigger; sleep 600")) })
 	if !strings.Contains(msg, "Kernel panic") || !strings.Contains(msg, "sysrq") {
 		t.Errorf("got %q, want the panic text", msg)
 	}
@@ -255,7 +231,7 @@ func TestAgentDeathAtBoot(t *testing.T) {
 	tb := newTestbed(t)
 	// Without the agent as init, init exits at once and the kernel panics.
 	m := tb.Machine("noagent", shakedown.MachineConfig{KernelArgs: []string{"rdinit=/bin/false"}})
-	msg, took := expectFatal(t, func() { m.Start() })
+	msg, took := expectErr(t, func() error { return m.StartE() })
 	if !strings.Contains(msg, "Attempted to kill init") {
 		t.Errorf("got %q, want the panic of init's death", msg)
 	}
@@ -267,8 +243,8 @@ func TestAgentDeathAtBoot(t *testing.T) {
 func TestCommandTimeoutKillsAndReports(t *testing.T) {
 	tb := newTestbed(t)
 	m := tb.Machine("slow", shakedown.MachineConfig{})
-	msg, took := expectFatal(t, func() {
-		m.WithTimeout(2 * time.Second).Succeed("echo begun; (sleep 5; touch /tmp/survivor) & sleep 600")
+	msg, took := expectErr(t, func() error {
+		return err2(m.WithTimeout(2 * time.Second).SucceedE("echo begun; (sleep 5; touch /tmp/survivor) & sleep 600"))
 	})
 	if !strings.Contains(msg, "killed") || !strings.Contains(msg, "begun") {
 		t.Errorf("got %q, want a kill with the partial output", msg)

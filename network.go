@@ -2,14 +2,21 @@ package shakedown
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
+	"net/netip"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/shakedown-dev/shakedown/internal/addrplan"
+	"github.com/shakedown-dev/shakedown/internal/agentproto"
 	"github.com/shakedown-dev/shakedown/network"
+	"github.com/shakedown-dev/shakedown/network/netstack"
 	"github.com/shakedown-dev/shakedown/qemu"
 )
 
@@ -41,30 +48,27 @@ type Network struct {
 	sw   *network.Switch
 	pcap *os.File
 
-	// Faults name peers by Peer.peer(): *machine or *Host.
+	// faults name peers by Peer.peer(): *machine or *Host.
+	faults network.Faults
 	mu     sync.Mutex
 	ports  map[*machine]*network.Port // the current boot's port of each machine
-	link   map[any]Impairment         // per peer, in both directions
-	pair   map[[2]any]Impairment      // per ordered pair of peers
-	groups [][]any                    // the partition, nil when healed
 
 	hostsMu   sync.Mutex
-	hosts     map[int]*hostEndpoint // host endpoints by host number (endpoint.go)
-	declareMu sync.Mutex            // held while a Host is declared (host.go)
+	hosts     map[int]*netstack.Host // host endpoints by host number (endpoint.go)
+	declareMu sync.Mutex             // held while a Host is declared (host.go)
 }
 
 // Network declares a network; name must be unique. Calling it again with
 // the same name returns the same network.
 func (tb *Testbed) Network(name string, opts NetworkOptions) *Network {
 	tb.t.Helper()
-	n, err := tb.network(name, opts)
-	if err != nil {
-		tb.t.Fatalf("shakedown: %v", err)
-	}
+	n, err := tb.NetworkE(name, opts)
+	tb.must(err)
 	return n
 }
 
-func (tb *Testbed) network(name string, opts NetworkOptions) (*Network, error) {
+// NetworkE is Network returning its error.
+func (tb *Testbed) NetworkE(name string, opts NetworkOptions) (*Network, error) {
 	if err := CheckName("network", name); err != nil {
 		return nil, err
 	}
@@ -76,8 +80,7 @@ func (tb *Testbed) network(name string, opts NetworkOptions) (*Network, error) {
 	if len(tb.networks) == 255 {
 		return nil, fmt.Errorf("network %s: a testbed holds at most 255 networks", name)
 	}
-	n := &Network{tb: tb, name: name, ports: map[*machine]*network.Port{},
-		link: map[any]Impairment{}, pair: map[[2]any]Impairment{}}
+	n := &Network{tb: tb, name: name, ports: map[*machine]*network.Port{}}
 	cfg := network.Config{Name: name, MTU: opts.MTU, Seed: opts.Seed,
 		Logf: func(format string, args ...any) { tb.logf("network %s: "+format, append([]any{name}, args...)...) }}
 	if opts.Capture {
@@ -106,7 +109,13 @@ func (tb *Testbed) network(name string, opts NetworkOptions) (*Network, error) {
 func (n *Network) Name() string { return n.name }
 
 // Number returns the network's number v, as in 192.168.v.n.
-func (n *Network) Number() int { return n.tb.numberOf(netKind, n.name) }
+func (n *Network) Number() int {
+	return n.tb.netNums.Of(n.name, func() []string {
+		n.tb.mu.Lock()
+		defer n.tb.mu.Unlock()
+		return slices.Collect(maps.Keys(n.tb.networks))
+	})
+}
 
 // close stops the switch; machines are stopped already.
 func (n *Network) close() {
@@ -116,46 +125,14 @@ func (n *Network) close() {
 	}
 }
 
-// Numbers. Machines are numbered 1..254 and networks 1..255 in name order,
-// as the NixOS driver numbers them. The order is fixed when the first
-// machine starts (or a number is first asked for); anything declared later
-// takes the next free number, so no running machine's address changes.
-const (
-	machineKind = "machine"
-	netKind     = "network"
-)
-
-func (tb *Testbed) numberOf(kind, name string) int {
-	tb.mu.Lock()
-	defer tb.mu.Unlock()
-	if tb.numbers == nil {
-		tb.numbers = map[string]map[string]int{
-			machineKind: {},
-			netKind:     {},
-		}
-		for _, k := range []string{machineKind, netKind} {
-			var names []string
-			if k == machineKind {
-				for n := range tb.machines {
-					names = append(names, n)
-				}
-			} else {
-				for n := range tb.networks {
-					names = append(names, n)
-				}
-			}
-			sort.Strings(names)
-			for i, n := range names {
-				tb.numbers[k][n] = i + 1
-			}
-		}
-	}
-	if num, ok := tb.numbers[kind][name]; ok {
-		return num
-	}
-	num := len(tb.numbers[kind]) + 1
-	tb.numbers[kind][name] = num
-	return num
+// machineNumber is the machine's n in 192.168.v.n: machines are numbered
+// in name order when the first number is asked for (addrplan.Numbers).
+func (tb *Testbed) machineNumber(name string) int {
+	return tb.machineNums.Of(name, func() []string {
+		tb.mu.Lock()
+		defer tb.mu.Unlock()
+		return slices.Collect(maps.Keys(tb.machines))
+	})
 }
 
 // nic is one of a machine's network interfaces for one boot.
@@ -165,15 +142,10 @@ type nic struct {
 	id   string // QEMU's device id, e.g. nic0
 }
 
-// macAddress is 52:54:00:12:NET:HOST, the numbers in hex.
-func macAddress(netNum, hostNum int) string {
-	return fmt.Sprintf("52:54:00:12:%02x:%02x", netNum, hostNum)
-}
-
 // plug makes the machine's ports for one boot, and the QEMU arguments and
 // kernel parameter that go with them.
 func (m *machine) plug() (nics []nic, args []string, files []*os.File, param string, err error) {
-	num := m.tb.numberOf(machineKind, m.name)
+	num := m.tb.machineNumber(m.name)
 	var spec []string
 	for i, name := range m.cfg.Networks {
 		n := m.tb.lookupNetwork(name)
@@ -197,7 +169,7 @@ func (m *machine) plug() (nics []nic, args []string, files []*os.File, param str
 		id := fmt.Sprintf("nic%d", i)
 		args = append(args,
 			"-netdev", port.Netdev(fmt.Sprintf("net%d", i), qemu.FirstExtraFD+len(files)),
-			"-device", fmt.Sprintf("virtio-net-pci,id=%s,netdev=net%d,mac=%s", id, i, macAddress(n.Number(), num)))
+			"-device", fmt.Sprintf("virtio-net-pci,id=%s,netdev=net%d,mac=%s", id, i, addrplan.MAC(n.Number(), num)))
 		files = append(files, port.File())
 		nics = append(nics, nic{net: n, port: port, id: id})
 		if m.cfg.ManualAddresses {
@@ -207,7 +179,7 @@ func (m *machine) plug() (nics []nic, args []string, files []*os.File, param str
 		}
 	}
 	if len(spec) > 0 {
-		param = "shakedown.net=" + strings.Join(spec, ",")
+		param = agentproto.ParamNet + "=" + strings.Join(spec, ",")
 	}
 	return nics, args, files, param, nil
 }
@@ -220,49 +192,25 @@ func (tb *Testbed) lookupNetwork(name string) *Network {
 
 // attach records the boot's ports and applies the network's standing
 // faults to them: a reboot gets new ports, not a clean slate.
-func (m *machine) attach(nics []nic) {
+func (m *machine) attach(nics []nic) error {
+	var errs []error
 	for _, c := range nics {
 		n := c.net
 		n.mu.Lock()
 		n.ports[m] = c.port
 		n.mu.Unlock()
-		n.apply()
+		errs = append(errs, n.apply())
 	}
-	m.applyBlocks()
+	return errors.Join(append(errs, m.applyBlocks())...)
 }
 
-// apply pushes the network's partition and impairments to its switch.
-func (n *Network) apply() {
+// apply pushes the network's partition and impairments to its switch. The
+// verbs validate what they store, so an error here is a port that went
+// away, or a bug; it is returned all the same.
+func (n *Network) apply() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.sw.ClearImpairments()
-	for k, imp := range n.link {
-		if id, ok := n.portOf(k); ok {
-			n.sw.SetImpairment(id, imp)
-		}
-	}
-	for k, imp := range n.pair {
-		a, aok := n.portOf(k[0])
-		b, bok := n.portOf(k[1])
-		if aok && bok {
-			n.sw.SetPairImpairment(a, b, imp)
-		}
-	}
-	if n.groups == nil {
-		n.sw.Heal()
-		return
-	}
-	var groups [][]network.PortID
-	for _, g := range n.groups {
-		var ids []network.PortID
-		for _, k := range g {
-			if id, ok := n.portOf(k); ok {
-				ids = append(ids, id)
-			}
-		}
-		groups = append(groups, ids)
-	}
-	n.sw.Partition(groups...)
+	return n.faults.Apply(n.sw, n.portOf)
 }
 
 // portOf returns the switch port of a peer (Peer.peer()) on this network:
@@ -276,7 +224,7 @@ func (n *Network) portOf(k any) (network.PortID, bool) {
 		}
 	case *Host:
 		if k.n == n {
-			return k.ep.port.ID(), true
+			return k.ep.Port(), true
 		}
 	}
 	return 0, false
@@ -287,34 +235,44 @@ func (n *Network) portOf(k any) (network.PortID, bool) {
 // The peer is a *Machine or a *Host.
 func (n *Network) Impair(p Peer, imp Impairment) {
 	n.tb.t.Helper()
+	n.tb.must(n.ImpairE(p, imp))
+}
+
+// ImpairE is Impair returning its error: a peer not on the network or an
+// impairment out of range (ErrInvalid) changes nothing.
+func (n *Network) ImpairE(p Peer, imp Impairment) error {
 	if err := n.checkPeers("impair", p); err != nil {
-		n.tb.t.Fatalf("shakedown: %v", err)
+		return err
 	}
-	n.mu.Lock()
-	if imp.IsZero() {
-		delete(n.link, p.peer())
-	} else {
-		n.link[p.peer()] = imp
+	if err := n.faults.SetLink(p.peer(), imp); err != nil {
+		return fmt.Errorf("impair on network %s: %w: %w", n.name, ErrInvalid, err)
 	}
-	n.mu.Unlock()
-	n.apply()
+	return n.applyOp("impair")
 }
 
 // ImpairPair sets the impairment of frames from a to b on this network.
 func (n *Network) ImpairPair(a, b Peer, imp Impairment) {
 	n.tb.t.Helper()
+	n.tb.must(n.ImpairPairE(a, b, imp))
+}
+
+// ImpairPairE is ImpairPair returning its error, as ImpairE.
+func (n *Network) ImpairPairE(a, b Peer, imp Impairment) error {
 	if err := n.checkPeers("impair pair", a, b); err != nil {
-		n.tb.t.Fatalf("shakedown: %v", err)
+		return err
 	}
-	n.mu.Lock()
-	k := [2]any{a.peer(), b.peer()}
-	if imp.IsZero() {
-		delete(n.pair, k)
-	} else {
-		n.pair[k] = imp
+	if err := n.faults.SetPair(a.peer(), b.peer(), imp); err != nil {
+		return fmt.Errorf("impair pair on network %s: %w: %w", n.name, ErrInvalid, err)
 	}
-	n.mu.Unlock()
-	n.apply()
+	return n.applyOp("impair pair")
+}
+
+// applyOp is apply with the operation in its error.
+func (n *Network) applyOp(op string) error {
+	if err := n.apply(); err != nil {
+		return fmt.Errorf("%s on network %s: %w", op, n.name, err)
+	}
+	return nil
 }
 
 // checkPeers says which of ps is not on this network.
@@ -322,12 +280,12 @@ func (n *Network) checkPeers(op string, ps ...Peer) error {
 	for _, p := range ps {
 		switch k := p.peer().(type) {
 		case *machine:
-			if !contains(k.cfg.Networks, n.name) {
-				return fmt.Errorf("%s on network %s: machine %s is not on it (it joins %v)", op, n.name, k.name, k.cfg.Networks)
+			if !slices.Contains(k.cfg.Networks, n.name) {
+				return fmt.Errorf("%s on network %s: %w: machine %s is not on it (it joins %v)", op, n.name, ErrInvalid, k.name, k.cfg.Networks)
 			}
 		case *Host:
 			if k.n != n {
-				return fmt.Errorf("%s on network %s: host %s is on network %s", op, n.name, k.name, k.n.name)
+				return fmt.Errorf("%s on network %s: %w: host %s is on network %s", op, n.name, ErrInvalid, k.name, k.n.name)
 			}
 		}
 	}
@@ -336,27 +294,64 @@ func (n *Network) checkPeers(op string, ps ...Peer) error {
 
 // ClearImpairments removes every impairment of this network.
 func (n *Network) ClearImpairments() {
-	n.mu.Lock()
-	n.link = map[any]Impairment{}
-	n.pair = map[[2]any]Impairment{}
-	n.mu.Unlock()
-	n.apply()
+	n.tb.t.Helper()
+	n.tb.must(n.ClearImpairmentsE())
+}
+
+// ClearImpairmentsE is ClearImpairments returning its error.
+func (n *Network) ClearImpairmentsE() error {
+	n.faults.ClearImpairments()
+	return n.applyOp("clear impairments")
 }
 
 // Partition splits the peers (machines and hosts) into groups that cannot
 // reach each other on any network, until Heal; a peer in no group still
 // reaches all. A host takes part on its own network.
 func (tb *Testbed) Partition(groups ...[]Peer) {
-	for _, n := range tb.allNetworks() {
-		n.Partition(groups...)
+	tb.t.Helper()
+	tb.must(tb.PartitionE(groups...))
+}
+
+// PartitionE is Partition returning its error: a peer in two groups
+// (ErrInvalid) changes nothing.
+func (tb *Testbed) PartitionE(groups ...[]Peer) error {
+	if err := checkGroups(groups); err != nil {
+		return fmt.Errorf("partition: %w", err)
 	}
+	var errs []error
+	for _, n := range tb.allNetworks() {
+		errs = append(errs, n.PartitionE(groups...))
+	}
+	return errors.Join(errs...)
 }
 
 // Heal ends a partition on every network.
 func (tb *Testbed) Heal() {
+	tb.t.Helper()
+	tb.must(tb.HealE())
+}
+
+// HealE is Heal returning its error.
+func (tb *Testbed) HealE() error {
+	var errs []error
 	for _, n := range tb.allNetworks() {
-		n.Heal()
+		errs = append(errs, n.HealE())
 	}
+	return errors.Join(errs...)
+}
+
+// checkGroups rejects a peer in two groups of a partition.
+func checkGroups(groups [][]Peer) error {
+	in := map[any]int{}
+	for g, ps := range groups {
+		for _, p := range ps {
+			if h, ok := in[p.peer()]; ok && h != g {
+				return fmt.Errorf("%w: %s is in groups %d and %d (a peer belongs to one group, or to none to reach all)", ErrInvalid, p.Name(), h+1, g+1)
+			}
+			in[p.peer()] = g
+		}
+	}
+	return nil
 }
 
 // Partition splits the peers (machines and hosts) into groups that
@@ -365,6 +360,15 @@ func (tb *Testbed) Heal() {
 // It replaces an earlier partition of this network, and holds across
 // reboots.
 func (n *Network) Partition(groups ...[]Peer) {
+	n.tb.t.Helper()
+	n.tb.must(n.PartitionE(groups...))
+}
+
+// PartitionE is Partition returning its error, as Testbed.PartitionE.
+func (n *Network) PartitionE(groups ...[]Peer) error {
+	if err := checkGroups(groups); err != nil {
+		return fmt.Errorf("partition network %s: %w", n.name, err)
+	}
 	var gs [][]any
 	for _, g := range groups {
 		var ks []any
@@ -373,28 +377,26 @@ func (n *Network) Partition(groups ...[]Peer) {
 		}
 		gs = append(gs, ks)
 	}
-	n.mu.Lock()
-	n.groups = gs
-	n.mu.Unlock()
-	n.apply()
+	n.faults.Partition(gs)
+	return n.applyOp("partition")
 }
 
 // Heal ends this network's partition.
 func (n *Network) Heal() {
-	n.mu.Lock()
-	n.groups = nil
-	n.mu.Unlock()
-	n.apply()
+	n.tb.t.Helper()
+	n.tb.must(n.HealE())
+}
+
+// HealE is Heal returning its error.
+func (n *Network) HealE() error {
+	n.faults.Heal()
+	return n.applyOp("heal")
 }
 
 func (tb *Testbed) allNetworks() []*Network {
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
-	ns := make([]*Network, 0, len(tb.networks))
-	for _, n := range tb.networks {
-		ns = append(ns, n)
-	}
-	return ns
+	return slices.Collect(maps.Values(tb.networks))
 }
 
 // Block cuts the machine's links: to the networks named, or to all of its
@@ -402,17 +404,24 @@ func (tb *Testbed) allNetworks() []*Network {
 // nothing passes either way, until Unblock.
 func (m *Machine) Block(networks ...string) {
 	m.t().Helper()
-	if err := m.setBlocked(networks, true); err != nil {
-		m.fatal(err)
-	}
+	m.must(m.BlockE(networks...))
+}
+
+// BlockE is Block returning its error: a network the machine is not on
+// (ErrInvalid) changes nothing.
+func (m *Machine) BlockE(networks ...string) error {
+	return m.wrap(m.setBlocked(networks, true))
 }
 
 // Unblock restores links cut by Block.
 func (m *Machine) Unblock(networks ...string) {
 	m.t().Helper()
-	if err := m.setBlocked(networks, false); err != nil {
-		m.fatal(err)
-	}
+	m.must(m.UnblockE(networks...))
+}
+
+// UnblockE is Unblock returning its error.
+func (m *Machine) UnblockE(networks ...string) error {
+	return m.wrap(m.setBlocked(networks, false))
 }
 
 func (m *Machine) setBlocked(networks []string, blocked bool) error {
@@ -420,8 +429,8 @@ func (m *Machine) setBlocked(networks []string, blocked bool) error {
 		networks = m.cfg.Networks
 	}
 	for _, name := range networks {
-		if !contains(m.cfg.Networks, name) {
-			return fmt.Errorf("block: %s is not on network %q (it joins %v)", m.name, name, m.cfg.Networks)
+		if !slices.Contains(m.cfg.Networks, name) {
+			return fmt.Errorf("block: %w: %s is not on network %q (it joins %v)", ErrInvalid, m.name, name, m.cfg.Networks)
 		}
 	}
 	m.mu.Lock()
@@ -432,13 +441,16 @@ func (m *Machine) setBlocked(networks []string, blocked bool) error {
 		m.blocked[name] = blocked
 	}
 	m.mu.Unlock()
-	m.applyBlocks()
-	return nil
+	return m.applyBlocks()
 }
+
+// qmpLinkTimeout bounds QEMU's answer to a link change: a monitor command
+// that QEMU answers in milliseconds, unless it is stuck.
+const qmpLinkTimeout = 10 * time.Second
 
 // applyBlocks sets the links of the running boot as Block left them: in
 // the switch, so nothing passes, and in QEMU, so the guest sees it.
-func (m *machine) applyBlocks() {
+func (m *machine) applyBlocks() error {
 	m.mu.Lock()
 	proc, nics := m.proc, m.nics
 	blocked := make(map[string]bool, len(m.blocked))
@@ -446,40 +458,63 @@ func (m *machine) applyBlocks() {
 		blocked[k] = v
 	}
 	m.mu.Unlock()
+	var errs []error
 	for _, c := range nics {
 		up := !blocked[c.net.name]
-		c.net.sw.SetLink(c.port.ID(), up)
+		if err := c.net.sw.SetLink(c.port.ID(), up); err != nil {
+			errs = append(errs, fmt.Errorf("network %s: %w", c.net.name, err))
+		}
 		if proc != nil && !proc.Exited() {
-			proc.QMP.SetLink(context.Background(), c.id, up)
+			ctx, cancel := context.WithTimeout(m.tb.ctx, qmpLinkTimeout)
+			err := proc.QMP.SetLink(ctx, c.id, up)
+			cancel()
+			if err != nil && !proc.Exited() {
+				errs = append(errs, fmt.Errorf("network %s: qemu link %s: %w", c.net.name, c.id, err))
+			}
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
+	return errors.Join(errs...)
 }
 
 // hostsFile is /etc/hosts for every guest: each machine with a network,
-// by its first address, as in the NixOS driver, then each Host.
+// by its first network's address, as in the NixOS driver, then each Host.
 func (tb *Testbed) hostsFile() []byte {
-	var b strings.Builder
-	b.WriteString("127.0.0.1 localhost\n::1 localhost\n")
+	var names []addrplan.Name
 	for _, m := range tb.Machines() {
-		if len(m.cfg.Networks) == 0 || m.cfg.ManualAddresses {
-			continue
+		if name, ok := m.hostsName(); ok {
+			names = append(names, name)
 		}
-		n := tb.lookupNetwork(m.cfg.Networks[0])
-		num := tb.numberOf(machineKind, m.name)
-		fmt.Fprintf(&b, "192.168.%d.%d %s\n", n.Number(), num, m.name)
-		fmt.Fprintf(&b, "2001:db8:%d::%d %s\n", n.Number(), num, m.name)
 	}
 	for _, h := range tb.Hosts() {
-		fmt.Fprintf(&b, "%s %s\n%s %s\n", h.Addr(), h.name, h.Addr6(), h.name)
+		names = append(names, addrplan.Name{Name: h.name, Network: h.n.Number(), Num: h.num})
 	}
-	return []byte(b.String())
+	return addrplan.HostsFile(names)
+}
+
+// hostsName is the machine's line in /etc/hosts: its first network's
+// address, as in the NixOS driver; false for a machine with no network,
+// or with ManualAddresses, which /etc/hosts leaves out.
+func (m *machine) hostsName() (addrplan.Name, bool) {
+	if len(m.cfg.Networks) == 0 || m.cfg.ManualAddresses {
+		return addrplan.Name{}, false
+	}
+	v := m.tb.lookupNetwork(m.cfg.Networks[0]).Number()
+	return addrplan.Name{Name: m.name, Network: v, Num: m.tb.machineNumber(m.name)}, true
+}
+
+// Addr returns the machine's IPv4 address on its first network,
+// 192.168.v.n: the one every guest's /etc/hosts names it by, for code that
+// names machines elsewhere (a stand-in DNS server, say). It is the zero
+// Addr for a machine with no network or with ManualAddresses. Asking fixes
+// the numbering of machines, as starting one does: declare them all first.
+func (m *Machine) Addr() netip.Addr { return m.firstAddr(addrplan.IPv4) }
+
+// Addr6 is Addr for IPv6: 2001:db8:v::n on the first network.
+func (m *Machine) Addr6() netip.Addr { return m.firstAddr(addrplan.IPv6) }
+
+func (m *machine) firstAddr(addr func(v, n int) netip.Addr) netip.Addr {
+	if name, ok := m.hostsName(); ok {
+		return addr(name.Network, name.Num)
+	}
+	return netip.Addr{}
 }

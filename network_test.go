@@ -55,14 +55,14 @@ func TestNetwork(t *testing.T) {
 		}
 	})
 	t.Run("block", func(t *testing.T) {
-		a := a.WithT(recordingT{t, &expecting})
+		a := a.WithT(t)
 		a.Block()
 		a.WaitUntilSucceeds("grep -qx 0 /sys/class/net/eth0/carrier")
 		a.Fail(ping + "b")
 		a.Unblock()
 		a.WaitUntilSucceeds("grep -qx 1 /sys/class/net/eth0/carrier")
 		a.WaitUntilSucceeds(ping + "b")
-		msg, _ := expectFatal(t, func() { a.Block("wan") })
+		msg, _ := expectErr(t, func() error { return a.BlockE("wan") })
 		if !strings.Contains(msg, `"wan"`) {
 			t.Errorf("got %q, want the unknown network named", msg)
 		}

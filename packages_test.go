@@ -227,7 +227,7 @@ func TestLockFile(t *testing.T) {
 		bad.LockFile = tampered
 		tb2 := newTestbed(t)
 		m := tb2.Machine("tampered", bad)
-		msg, _ := expectFatal(t, func() { m.Start() })
+		msg, _ := expectErr(t, func() error { return m.StartE() })
 		if !strings.Contains(msg, "jq") || !strings.Contains(msg, strings.Repeat("0", 64)) {
 			t.Errorf("got %q, want a hash mismatch of jq against the lock's sha256", msg)
 		}
@@ -237,7 +237,7 @@ func TestLockFile(t *testing.T) {
 		changed := cfg
 		changed.Packages = []string{"jq", "file"}
 		m := tb.Machine("changed", changed)
-		msg, _ := expectFatal(t, func() { m.Start() })
+		msg, _ := expectErr(t, func() error { return m.StartE() })
 		for _, want := range []string{"lock file " + lockPath, "the spec adds file", "delete it"} {
 			if !strings.Contains(msg, want) {
 				t.Errorf("got %q, want it to contain %q", msg, want)
@@ -251,7 +251,7 @@ func TestLockFile(t *testing.T) {
 		bad.LockFile = corrupt
 		tb := newTestbed(t)
 		m := tb.Machine("corrupt", bad)
-		msg, _ := expectFatal(t, func() { m.Start() })
+		msg, _ := expectErr(t, func() error { return m.StartE() })
 		if !strings.Contains(msg, corrupt) || !strings.Contains(msg, "delete it") {
 			t.Errorf("got %q, want the file named and what to do", msg)
 		}

@@ -10,27 +10,30 @@
 // lines. The testbed stops every machine when the test ends, whatever the
 // outcome; the artifacts (console logs, screenshots) are kept when it fails.
 //
-// The root package is the Go API; it imports qemu, agentclient and the image
-// packages below it, never the other way round.
+// Every verb has an E form returning its error (SucceedE, StartAllE),
+// which wraps a sentinel of errors.go; front ends outside go test pass a
+// RunT. The package is the Go API alone: it imports the layers below it,
+// never the other way round.
 package shakedown
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
-	"os/signal"
-	"path/filepath"
+	"os/exec"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/shakedown-dev/shakedown/control"
 	"github.com/shakedown-dev/shakedown/image/cache"
+	"github.com/shakedown-dev/shakedown/internal/addrplan"
+	"github.com/shakedown-dev/shakedown/internal/interrupt"
+	"github.com/shakedown-dev/shakedown/internal/rundir"
 	"github.com/shakedown-dev/shakedown/qemu"
 )
 
@@ -59,12 +62,8 @@ const (
 	// EnvAccel forces the accelerator: "tcg" or "kvm".
 	EnvAccel = "SHAKEDOWN_ACCEL"
 	// EnvOutput is the parent directory of test artifacts.
-	EnvOutput = "SHAKEDOWN_OUTPUT"
+	EnvOutput = rundir.EnvOutput
 )
-
-// ErrGlobalTimeout is the cause of every failure after the testbed's global
-// deadline has passed.
-var ErrGlobalTimeout = errors.New("global timeout")
 
 // T is what a testbed needs of a test: *testing.T, *testing.B and
 // testing.TB satisfy it. Verbs report failures through Fatalf, so they must
@@ -119,19 +118,24 @@ type Testbed struct {
 	opts   Options
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	dir    string
-	lock   *os.File
+	dir    string      // the run directory's path
+	run    *rundir.Dir // the run directory, locked while the testbed lives
 	cache  *cache.Cache
-	accel  qemu.Accel
 
-	mu       sync.Mutex
-	machines map[string]*machine
-	closed   bool
-	closers  []func()
-	networks map[string]*Network
-	hosts    map[string]*Host          // named host endpoints (host.go)
-	numbers  map[string]map[string]int // kind -> name -> number, fixed at first use
-	progress func(Event)               // Options.Progress, serialized
+	accelOnce sync.Once // hypervisor
+	accel     qemu.Accel
+	accelErr  error
+
+	mu                   sync.Mutex
+	machines             map[string]*machine
+	closed               bool
+	closers              []func()
+	networks             map[string]*Network
+	hosts                map[string]*Host // named host endpoints (host.go)
+	machineNums, netNums addrplan.Numbers // fixed at first use
+	progress             func(Event)      // Options.Progress, serialized
+	control              *control.Server  // nil when the socket could not be made
+	unhook               func()           // undoes interrupt.Register
 }
 
 // onClose registers f to run when the testbed ends, before its machines
@@ -143,18 +147,21 @@ func (tb *Testbed) onClose(f func()) {
 }
 
 // New returns a testbed for t. It fails the test if the testbed cannot be
-// set up (no QEMU, no usable cache, RequireKVM without KVM), with the fix
-// in the message.
+// set up (no usable cache or output directory), with the fix in the
+// message. QEMU and the accelerator are looked for when the first machine
+// starts, so a testbed of named hosts and networks alone needs neither.
 func New(t T, opts Options) *Testbed {
 	t.Helper()
-	tb, err := newTestbed(t, opts)
+	tb, err := NewE(t, opts)
 	if err != nil {
 		t.Fatalf("shakedown: %v", err)
 	}
 	return tb
 }
 
-func newTestbed(t T, opts Options) (*Testbed, error) {
+// NewE is New returning its error. Front ends other than go test pass a
+// RunT.
+func NewE(t T, opts Options) (*Testbed, error) {
 	timeout := opts.Timeout
 	if timeout == 0 {
 		timeout = DefaultTimeout
@@ -166,44 +173,53 @@ func newTestbed(t T, opts Options) (*Testbed, error) {
 			timeout = time.Until(deadline).Round(time.Second)
 		}
 	}
-	if _, err := lookQEMU(); err != nil {
-		return nil, err
-	}
-	force := opts.Accel
-	if force == "" {
-		force = os.Getenv(EnvAccel)
-	}
-	accel, why, err := qemu.ChooseAccel(opts.RequireKVM, force)
-	if err != nil {
-		return nil, err
-	}
 	c, err := cache.Open(opts.CacheDir)
 	if err != nil {
 		return nil, err
 	}
-	dir, lock, err := makeRunDir(opts.OutputDir, t.Name())
+	run, err := rundir.Make(opts.OutputDir, t.Name())
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	ctx, stopDeadline := context.WithDeadlineCause(ctx, deadline,
 		fmt.Errorf("%w: the testbed's %v deadline passed (set Options.Timeout or go test -timeout)", ErrGlobalTimeout, timeout))
-	tb := &Testbed{t: t, opts: opts, ctx: ctx, dir: dir, lock: lock,
-		cache: c, accel: accel, machines: map[string]*machine{}, progress: serialized(opts.Progress)}
+	tb := &Testbed{t: t, opts: opts, ctx: ctx, dir: run.Path, run: run,
+		cache: c, machines: map[string]*machine{}, progress: serialized(opts.Progress)}
 	tb.cancel = func(err error) { cancel(err); stopDeadline() }
-	logOnce("accel", func() { t.Logf("shakedown: %s", why) })
-	live.add(tb)
+	tb.unhook = interrupt.Register(func(sig os.Signal) {
+		tb.cancel(fmt.Errorf("interrupted by %v", sig))
+		tb.stopAll()
+		tb.release(true)
+	})
 	t.Cleanup(tb.cleanup)
-	startControl(tb)
+	tb.serveControl()
 	return tb, nil
 }
 
-func lookQEMU() (string, error) {
-	p, err := execLookPath(qemu.DefaultBinary)
-	if err != nil {
-		return "", qemu.ErrNoQEMU
-	}
-	return p, nil
+// hypervisor finds QEMU and chooses the accelerator, once per testbed,
+// when the first machine starts: a testbed that boots nothing needs
+// neither, and a missing QEMU fails the start with the package to
+// install.
+func (tb *Testbed) hypervisor() (qemu.Accel, error) {
+	tb.accelOnce.Do(func() {
+		if _, err := exec.LookPath(qemu.DefaultBinary); err != nil {
+			tb.accelErr = ErrNoQEMU
+			return
+		}
+		force := tb.opts.Accel
+		if force == "" {
+			force = os.Getenv(EnvAccel)
+		}
+		accel, why, err := qemu.ChooseAccel(tb.opts.RequireKVM, force)
+		if err != nil {
+			tb.accelErr = err
+			return
+		}
+		tb.accel = accel
+		accelLogged.Do(func() { tb.t.Logf("shakedown: %s", why) })
+	})
+	return tb.accel, tb.accelErr
 }
 
 // Context is cancelled at the global deadline and when the testbed ends;
@@ -214,18 +230,21 @@ func (tb *Testbed) Context() context.Context { return tb.ctx }
 // copied files. It is removed when the test passes and kept when it fails.
 func (tb *Testbed) OutputDir() string { return tb.dir }
 
-// Accel reports the accelerator the machines run under.
-func (tb *Testbed) Accel() string { return string(tb.accel) }
+// Accel reports the accelerator the machines run under, choosing it
+// (without starting a machine) if none has started yet; "" when there is
+// no usable QEMU.
+func (tb *Testbed) Accel() string {
+	a, _ := tb.hypervisor()
+	return string(a)
+}
 
 // Machine declares a machine; name must be unique, a valid hostname, and
 // declared before the machine is used. Calling it again with the same name
 // returns the same machine (and fails the test if the config differs).
 func (tb *Testbed) Machine(name string, cfg MachineConfig) *Machine {
 	tb.t.Helper()
-	m, err := tb.machine(name, cfg)
-	if err != nil {
-		tb.t.Fatalf("shakedown: %v", err)
-	}
+	m, err := tb.MachineE(name, cfg)
+	tb.must(err)
 	return m
 }
 
@@ -237,19 +256,21 @@ var hostnameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 // anything boots.
 func CheckName(kind, name string) error {
 	if !hostnameRE.MatchString(name) {
-		return fmt.Errorf("%s name %q: use lowercase letters, digits and inner dashes, as in a hostname", kind, name)
+		return fmt.Errorf("%w: %s name %q: use lowercase letters, digits and inner dashes, as in a hostname", ErrInvalid, kind, name)
 	}
 	return nil
 }
 
-func (tb *Testbed) machine(name string, cfg MachineConfig) (*Machine, error) {
+// MachineE is Machine returning its error; a configuration that cannot
+// work wraps ErrInvalid.
+func (tb *Testbed) MachineE(name string, cfg MachineConfig) (*Machine, error) {
 	if err := CheckName("machine", name); err != nil {
 		return nil, err
 	}
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
 	if tb.closed {
-		return nil, fmt.Errorf("machine %s: the testbed has ended", name)
+		return nil, fmt.Errorf("machine %s: %w", name, ErrTestbedEnded)
 	}
 	if m, ok := tb.machines[name]; ok {
 		return &Machine{machine: m}, nil
@@ -273,14 +294,9 @@ func (tb *Testbed) machine(name string, cfg MachineConfig) (*Machine, error) {
 func (tb *Testbed) Machines() []*Machine {
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
-	names := make([]string, 0, len(tb.machines))
-	for n := range tb.machines {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	ms := make([]*Machine, len(names))
-	for i, n := range names {
-		ms[i] = &Machine{machine: tb.machines[n]}
+	var ms []*Machine
+	for _, n := range slices.Sorted(maps.Keys(tb.machines)) {
+		ms = append(ms, &Machine{machine: tb.machines[n]})
 	}
 	return ms
 }
@@ -289,12 +305,11 @@ func (tb *Testbed) Machines() []*Machine {
 // and waits until all answer. It fails the test with every machine's error.
 func (tb *Testbed) StartAll() {
 	tb.t.Helper()
-	if err := tb.startAll(); err != nil {
-		tb.t.Fatalf("%v", err)
-	}
+	tb.must(tb.StartAllE())
 }
 
-func (tb *Testbed) startAll() error {
+// StartAllE is StartAll returning the machines' errors, joined.
+func (tb *Testbed) StartAllE() error {
 	ms := tb.Machines()
 	errs := make([]error, len(ms))
 	var wg sync.WaitGroup
@@ -302,7 +317,7 @@ func (tb *Testbed) startAll() error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = m.start()
+			errs[i] = m.StartE()
 		}()
 	}
 	wg.Wait()
@@ -336,7 +351,9 @@ func (tb *Testbed) logf(format string, args ...any) {
 // cleanup stops every machine and settles the artifacts: kept and named
 // when the test failed, removed when it passed.
 func (tb *Testbed) cleanup() {
-	stopControl(tb)
+	if tb.control != nil {
+		tb.control.Close()
+	}
 	tb.mu.Lock()
 	closers := tb.closers
 	tb.closers = nil
@@ -361,9 +378,9 @@ func (tb *Testbed) cleanup() {
 		m.logFile.Close()
 	}
 	tb.mu.Unlock()
-	tb.cancel(errors.New("testbed ended"))
+	tb.cancel(ErrTestbedEnded)
 	tb.release(!failed && !tb.opts.KeepOutput)
-	live.remove(tb)
+	tb.unhook()
 }
 
 // stopAll kills every machine and waits for their goroutines.
@@ -380,142 +397,11 @@ func (tb *Testbed) stopAll() {
 func (tb *Testbed) release(remove bool) {
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
-	if tb.lock == nil {
-		return
-	}
-	os.Remove(filepath.Join(tb.dir, lockName))
-	tb.lock.Close()
-	tb.lock = nil
-	if remove {
-		os.RemoveAll(tb.dir)
-	}
+	tb.run.Release(remove)
 }
 
-// Run directories. Each testbed's artifacts directory holds a lock file
-// that the testbed keeps flocked while it lives. A process killed outright
-// (SIGKILL, a crash) cannot clean up; its QEMUs die with it (PDEATHSIG), and
-// the next testbed to start removes directories whose lock is no longer held.
-// A failed test's directory has no lock file and is left alone.
-const lockName = ".shakedown.lock"
-
-func outputParent(dir string) string {
-	if dir != "" {
-		return dir
-	}
-	if d := os.Getenv(EnvOutput); d != "" {
-		return d
-	}
-	return filepath.Join(os.TempDir(), "shakedown")
-}
-
-var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
-
-func makeRunDir(parent, testName string) (string, *os.File, error) {
-	parent = outputParent(parent)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return "", nil, fmt.Errorf("output directory %s: %w (set Options.OutputDir or %s)", parent, err, EnvOutput)
-	}
-	SweepRunDirs(parent)
-	name := unsafeChars.ReplaceAllString(testName, "_")
-	if len(name) > 60 {
-		name = name[:60]
-	}
-	dir, err := os.MkdirTemp(parent, name+"-")
-	if err != nil {
-		return "", nil, fmt.Errorf("output directory: %w", err)
-	}
-	// Lock first, then make the lock visible under its final name, so a
-	// sweeper never sees an unlocked lock file of a live testbed.
-	f, err := os.CreateTemp(dir, ".lock-*")
-	if err == nil {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(dir, lockName))
-	}
-	if err != nil {
-		os.RemoveAll(dir)
-		return "", nil, fmt.Errorf("output directory lock: %w", err)
-	}
-	return dir, f, nil
-}
-
-// SweepRunDirs removes the run directories under parent left by processes
-// that were killed (their lock file exists but nobody holds it). It returns
-// what it removed.
-func SweepRunDirs(parent string) []string {
-	entries, _ := os.ReadDir(parent)
-	var removed []string
-	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
-		dir := filepath.Join(parent, e.Name())
-		f, err := os.Open(filepath.Join(dir, lockName))
-		if err != nil {
-			continue
-		}
-		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
-			os.RemoveAll(dir)
-			removed = append(removed, dir)
-		}
-		f.Close()
-	}
-	return removed
-}
-
-// live tracks the testbeds of this process, so that SIGINT and SIGTERM
-// stop their machines and remove their directories before the process
-// goes (QEMU would die with it anyway; the directories would not).
-var live = &registry{beds: map[*Testbed]bool{}}
-
-type registry struct {
-	mu   sync.Mutex
-	beds map[*Testbed]bool
-	once sync.Once
-}
-
-func (r *registry) add(tb *Testbed) {
-	r.once.Do(func() {
-		c := make(chan os.Signal, 1)
-		signal.Notify(c, syscall.SIGINT, syscall.SIGTERM)
-		go func() {
-			sig := <-c
-			r.mu.Lock()
-			beds := make([]*Testbed, 0, len(r.beds))
-			for tb := range r.beds {
-				beds = append(beds, tb)
-			}
-			r.mu.Unlock()
-			for _, tb := range beds {
-				tb.cancel(fmt.Errorf("interrupted by %v", sig))
-				tb.stopAll()
-				tb.release(true)
-			}
-			fmt.Fprintf(os.Stderr, "shakedown: %v: stopped %d testbed(s)\n", sig, len(beds))
-			signal.Reset(sig)
-			syscall.Kill(os.Getpid(), sig.(syscall.Signal))
-		}()
-	})
-	r.mu.Lock()
-	r.beds[tb] = true
-	r.mu.Unlock()
-}
-
-func (r *registry) remove(tb *Testbed) {
-	r.mu.Lock()
-	delete(r.beds, tb)
-	r.mu.Unlock()
-}
-
-var logged sync.Map
-
-// logOnce runs f the first time key is seen in this process.
-func logOnce(key string, f func()) {
-	if _, dup := logged.LoadOrStore(key, true); !dup {
-		f()
-	}
-}
+// accelLogged says the accelerator once per process, not per testbed.
+var accelLogged sync.Once
 
 func indent(lines []string, prefix string) string {
 	var b strings.Builder

@@ -2,15 +2,11 @@ package shakedown
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/shakedown-dev/shakedown/agentclient"
-	"github.com/shakedown-dev/shakedown/image/initramfs"
 	"github.com/shakedown-dev/shakedown/internal/agentproto"
 )
 
@@ -81,135 +77,63 @@ func checkServices(cfg MachineConfig) error {
 	return err
 }
 
-// servicesFile is the initramfs file that tells the agent its services.
-func servicesFile(svcs []Service) ([]initramfs.File, error) {
-	if len(svcs) == 0 {
-		return nil, nil
-	}
-	b, err := json.MarshalIndent(agentServices(svcs), "", "  ")
+// units answers for the machine's units through its agent, or its
+// systemd when the agent supervises nothing (a full system, or a machine
+// without services). Guest commands are bounded by ctx and logged as
+// other commands are.
+func (m *Machine) units() (*agentclient.Units, context.Context, error) {
+	agent, run, err := m.session()
 	if err != nil {
-		return nil, fmt.Errorf("services: %w", err)
+		return nil, nil, err
 	}
-	return []initramfs.File{{Guest: agentproto.ServicesFile, Data: b, Mode: 0o644}}, nil
+	return &agentclient.Units{Agent: agent, Exec: func(ctx context.Context, cmd Command) (Result, error) {
+		res, err := m.exec(cmd, time.Until(deadlineOf(ctx)))
+		if err == nil {
+			m.logResult(cmd.Cmd, res)
+		}
+		return res, err
+	}}, run, nil
 }
 
-// unitName drops systemd's default suffix: "web.service" is "web".
-func unitName(name string) string { return strings.TrimSuffix(name, ".service") }
-
-// systemdUnit is name as systemctl wants it: a name without a unit type
-// suffix is a service ("web" is "web.service", "multi-user.target" stays).
-func systemdUnit(name string) string {
-	switch filepath.Ext(name) {
-	case ".service", ".socket", ".target", ".timer", ".path", ".mount", ".device", ".scope", ".slice", ".swap", ".automount":
-		return name
-	}
-	return name + ".service"
-}
-
-// errUnknownUnit marks a unit the machine does not have.
-var errUnknownUnit = errors.New("unknown unit")
-
-// unitStatus asks the agent for a unit's status, or the guest's systemd
-// when the agent supervises nothing (a full system, or a machine without
-// services).
-func (m *Machine) unitStatus(ctx context.Context, name string) (agentproto.UnitStatus, error) {
-	return m.unitAction(ctx, agentproto.UnitStatusAction, name)
-}
-
-func (m *Machine) unitAction(ctx context.Context, action, name string) (agentproto.UnitStatus, error) {
-	agent, _, err := m.session()
-	if err != nil {
-		return agentproto.UnitStatus{}, err
-	}
-	name = unitName(name)
-	st, err := agent.Unit(ctx, action, name)
-	if errors.Is(err, agentclient.ErrNoServices) {
-		return m.systemdStatus(ctx, action, name)
-	}
-	if err != nil && st.Error != "" && strings.Contains(st.Error, "not found") {
-		return st, fmt.Errorf("%w: %s", errUnknownUnit, st.Error)
+// unitStatus is the unit's status, or an error that says how to declare
+// a unit on a machine that has none.
+func (m *Machine) unitStatus(ctx context.Context, u *agentclient.Units, name string) (agentproto.UnitStatus, error) {
+	st, err := u.Status(ctx, name)
+	if errors.Is(err, ErrUnknownUnit) && errors.Is(err, agentclient.ErrNoServices) {
+		err = fmt.Errorf("%w: declare it in MachineConfig.Services", err)
 	}
 	return st, err
 }
-
-// systemdStatus does a unit action through the guest's systemctl.
-func (m *Machine) systemdStatus(ctx context.Context, action, name string) (agentproto.UnitStatus, error) {
-	st := agentproto.UnitStatus{Name: name}
-	left := time.Until(deadlineOf(ctx))
-	if action != agentproto.UnitStatusAction {
-		res, err := m.exec(Command{Cmd: fmt.Sprintf("systemctl %s %s", action, shellQuote(name))}, left)
-		if err != nil {
-			return st, err
-		}
-		if res.Status == 127 {
-			return st, noServiceManager(name)
-		}
-	}
-	res, err := m.exec(Command{Cmd: "systemctl show --property=LoadState,ActiveState,SubState,Result,MainPID,NRestarts,ExecMainStatus " + shellQuote(systemdUnit(name))}, left)
-	if err != nil {
-		return st, err
-	}
-	if res.Status == 127 {
-		return st, noServiceManager(name)
-	}
-	props := map[string]string{}
-	for _, line := range strings.Split(string(res.Stdout), "\n") {
-		if k, v, ok := strings.Cut(line, "="); ok {
-			props[k] = v
-		}
-	}
-	if props["LoadState"] == "not-found" {
-		return st, fmt.Errorf("%w: unit %s not found by systemd", errUnknownUnit, name)
-	}
-	st.State, st.SubState = props["ActiveState"], props["SubState"]
-	fmt.Sscan(props["MainPID"], &st.PID)
-	fmt.Sscan(props["NRestarts"], &st.Restarts)
-	if r := props["Result"]; r != "" && r != "success" {
-		st.Result = r + ", exit status " + props["ExecMainStatus"]
-	}
-	if st.State == "inactive" {
-		// As the NixOS driver does: an inactive unit may still have a
-		// start job queued.
-		jobs, err := m.exec(Command{Cmd: "systemctl list-jobs --full --no-legend " + shellQuote(systemdUnit(name))}, left)
-		if err == nil && strings.TrimSpace(string(jobs.Stdout)) != "" {
-			st.Job = "start"
-		}
-	}
-	if st.State == "failed" {
-		logs, err := m.exec(Command{Cmd: fmt.Sprintf("journalctl --no-pager -o cat -n %d -u %s", unitOutputLines, shellQuote(systemdUnit(name)))}, left)
-		if err == nil {
-			st.Output = strings.Split(strings.TrimRight(string(logs.Stdout), "\n"), "\n")
-		}
-	}
-	return st, nil
-}
-
-func noServiceManager(name string) error {
-	return fmt.Errorf("%w: %s: the machine has no supervised services and no systemctl: declare it in MachineConfig.Services", errUnknownUnit, name)
-}
-
-// unitOutputLines is how many of a failed unit's last output lines a
-// failure message shows.
-const unitOutputLines = 15
-
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // UnitState returns the unit's state as systemd's ActiveState: inactive,
 // activating, active, deactivating or failed. An unknown unit fails the
 // test.
 func (m *Machine) UnitState(name string) string {
 	m.t().Helper()
-	_, run, err := m.session()
+	state, err := m.UnitStateE(name)
+	m.must(err)
+	return state
+}
+
+// UnitStateE is UnitState returning its error, which wraps ErrUnknownUnit
+// for a unit the machine does not have.
+func (m *Machine) UnitStateE(name string) (string, error) {
+	state, err := m.unitState(name)
+	return state, m.wrap(err)
+}
+
+func (m *Machine) unitState(name string) (string, error) {
+	u, run, err := m.units()
 	if err != nil {
-		m.fatal(err)
+		return "", err
 	}
 	ctx, cancel := opContext(run, m.wait(), "state of unit "+name)
 	defer cancel()
-	st, err := m.unitStatus(ctx, name)
+	st, err := m.unitStatus(ctx, u, name)
 	if err != nil {
-		m.fatal(fmt.Errorf("unit %s: %w", name, err))
+		return "", fmt.Errorf("unit %s: %w", name, err)
 	}
-	return st.State
+	return st.State, nil
 }
 
 // WaitForUnit waits until the unit is active. As in the NixOS driver it
@@ -218,16 +142,26 @@ func (m *Machine) UnitState(name string) string {
 // was stopped); an unknown unit fails at once too.
 func (m *Machine) WaitForUnit(name string) {
 	m.t().Helper()
-	if err := m.waitForUnit(name); err != nil {
-		m.fatal(err)
-	}
+	m.must(m.WaitForUnitE(name))
+}
+
+// WaitForUnitE is WaitForUnit returning its error, which wraps
+// ErrUnitFailed for a unit that failed (or ended inactive) and
+// ErrUnknownUnit for a unit the machine does not have.
+func (m *Machine) WaitForUnitE(name string) error {
+	return m.wrap(m.waitForUnit(name))
 }
 
 func (m *Machine) waitForUnit(name string) error {
 	return m.poll("unit "+name+" to be active", func(ctx context.Context) (bool, string, error) {
-		st, err := m.unitStatus(ctx, name)
+		// Asked each time: the machine may have rebooted meanwhile.
+		u, _, err := m.units()
 		if err != nil {
-			if errors.Is(err, errUnknownUnit) || errors.Is(err, ErrMachineDied) {
+			return false, "", err
+		}
+		st, err := m.unitStatus(ctx, u, name)
+		if err != nil {
+			if errors.Is(err, ErrUnknownUnit) || errors.Is(err, ErrMachineDied) {
 				return false, "", err
 			}
 			if ctx.Err() != nil {
@@ -235,52 +169,9 @@ func (m *Machine) waitForUnit(name string) error {
 			}
 			return false, err.Error(), nil
 		}
-		switch {
-		case st.State == "active":
-			return true, "", nil
-		case st.State == "failed":
-			return false, "", unitFailure(st, fmt.Sprintf("unit %s reached state \"failed\"", name))
-		case st.State == "inactive" && st.Job == "":
-			return false, "", unitFailure(st, fmt.Sprintf("unit %s is inactive and has no pending start", name))
-		}
-		return false, describeUnit(st), nil
+		active, err := agentclient.UnitActive(st)
+		return active, agentclient.DescribeUnit(st), err
 	})
-}
-
-func describeUnit(st agentproto.UnitStatus) string {
-	s := st.State
-	if st.SubState != "" {
-		s += " (" + st.SubState + ")"
-	}
-	if st.Result != "" {
-		s += ", last result: " + st.Result
-	}
-	if st.Restarts > 0 {
-		s += fmt.Sprintf(", %d restarts", st.Restarts)
-	}
-	return s
-}
-
-func unitFailure(st agentproto.UnitStatus, what string) error {
-	var b strings.Builder
-	b.WriteString(what)
-	if st.Result != "" {
-		fmt.Fprintf(&b, " (%s", st.Result)
-		if st.Restarts > 0 {
-			fmt.Fprintf(&b, ", after %d restarts", st.Restarts)
-		}
-		b.WriteString(")")
-	}
-	out := st.Output
-	if len(out) > unitOutputLines {
-		out = out[len(out)-unitOutputLines:]
-	}
-	if len(out) > 0 {
-		fmt.Fprintf(&b, "; its last output:\n%s", indent(out, "  ["+st.Name+"] "))
-	} else {
-		b.WriteString("; it printed nothing")
-	}
-	return errors.New(b.String())
 }
 
 // Systemctl runs a systemctl command and returns its exit status and
@@ -290,172 +181,28 @@ func unitFailure(st agentproto.UnitStatus, what string) error {
 // is-failed, status and list-units, with systemctl's exit statuses (0,
 // 3 for not active, 4 or 5 for an unknown unit); options such as
 // --no-pager are ignored. On other machines it runs the guest's systemctl.
+// See agentclient.Units.Systemctl.
 func (m *Machine) Systemctl(args string) (int, string) {
 	m.t().Helper()
-	status, out, err := m.systemctl(args)
-	if err != nil {
-		m.fatal(err)
-	}
+	status, out, err := m.SystemctlE(args)
+	m.must(err)
 	return status, out
 }
 
+// SystemctlE is Systemctl returning its error: the machine could not
+// answer, or (errors.ErrUnsupported) the verb is one that agent-supervised
+// services do not have. A systemctl that fails is a status, not an error.
+func (m *Machine) SystemctlE(args string) (int, string, error) {
+	status, out, err := m.systemctl(args)
+	return status, out, m.wrap(err)
+}
+
 func (m *Machine) systemctl(args string) (int, string, error) {
-	agent, run, err := m.session()
+	u, run, err := m.units()
 	if err != nil {
 		return 0, "", err
 	}
 	ctx, cancel := opContext(run, m.wait(), "systemctl "+args)
 	defer cancel()
-	list, err := agent.Unit(ctx, agentproto.UnitList, "")
-	if errors.Is(err, agentclient.ErrNoServices) {
-		res, err := m.exec(Command{Cmd: "systemctl " + args}, m.wait())
-		if err != nil {
-			return 0, "", err
-		}
-		m.logResult("systemctl "+args, res)
-		return res.Status, string(res.Stdout), nil
-	}
-	if err != nil {
-		return 0, "", err
-	}
-	var verb string
-	var units []string
-	for _, f := range strings.Fields(args) {
-		switch {
-		case strings.HasPrefix(f, "-"):
-		case verb == "":
-			verb = f
-		default:
-			units = append(units, unitName(f))
-		}
-	}
-	var out strings.Builder
-	status := 0
-	known := map[string]bool{}
-	for _, u := range list.Units {
-		known[u] = true
-	}
-	switch verb {
-	case "list-units", "list", "":
-		for _, u := range list.Units {
-			st, err := agent.Unit(ctx, agentproto.UnitStatusAction, u)
-			if err != nil {
-				return 0, "", err
-			}
-			fmt.Fprintf(&out, "%s.service %s %s %s\n", u, "loaded", st.State, st.SubState)
-		}
-		return 0, out.String(), nil
-	case "start", "stop", "restart", "is-active", "is-failed", "status":
-	default:
-		return 1, "", fmt.Errorf("systemctl %s: not supported for agent-supervised services (start, stop, restart, is-active, is-failed, status, list-units)", verb)
-	}
-	if len(units) == 0 {
-		return 1, "Too few arguments.\n", nil
-	}
-	anyFailed := false
-	for _, u := range units {
-		if !known[u] {
-			switch verb {
-			case "is-active", "is-failed":
-				out.WriteString("inactive\n")
-				status = max(status, 3)
-			case "status":
-				fmt.Fprintf(&out, "Unit %s.service could not be found.\n", u)
-				status = max(status, 4)
-			default:
-				fmt.Fprintf(&out, "Failed to %s %s.service: Unit %s.service not found.\n", verb, u, u)
-				status = max(status, 5)
-			}
-			continue
-		}
-		switch verb {
-		case "start", "restart", "stop":
-			action := map[string]string{"start": agentproto.UnitStart, "stop": agentproto.UnitStop, "restart": agentproto.UnitRestart}[verb]
-			st, err := agent.Unit(ctx, action, u)
-			if err != nil {
-				return 0, "", err
-			}
-			if verb == "stop" {
-				continue
-			}
-			st, err = m.settleUnit(ctx, u, st)
-			if err != nil {
-				return 0, "", err
-			}
-			if st.State != "active" && !(st.State == "inactive" && st.Result == "exit status 0") {
-				fmt.Fprintf(&out, "Job for %s.service failed: it is %s (%s).\nSee \"systemctl status %s.service\" for details.\n", u, st.State, st.Result, u)
-				status = max(status, 1)
-			}
-		case "is-active", "is-failed", "status":
-			st, err := agent.Unit(ctx, agentproto.UnitStatusAction, u)
-			if err != nil {
-				return 0, "", err
-			}
-			switch verb {
-			case "is-active":
-				out.WriteString(st.State + "\n")
-				if st.State != "active" {
-					status = max(status, 3)
-				}
-			case "is-failed":
-				out.WriteString(st.State + "\n")
-				anyFailed = anyFailed || st.State == "failed"
-			case "status":
-				writeUnitStatus(&out, st)
-				if st.State != "active" && st.State != "activating" && st.State != "deactivating" {
-					status = max(status, 3)
-				}
-			}
-		}
-	}
-	if verb == "is-failed" && !anyFailed {
-		status = 1
-	}
-	return status, out.String(), nil
-}
-
-// settleUnit polls a unit that was just started until it is no longer
-// activating: systemctl start waits for the unit's readiness too.
-func (m *Machine) settleUnit(ctx context.Context, name string, st agentproto.UnitStatus) (agentproto.UnitStatus, error) {
-	agent, _, err := m.session()
-	if err != nil {
-		return st, err
-	}
-	interval := pollStart
-	for st.State == "activating" || st.State == "inactive" && st.Job != "" {
-		select {
-		case <-ctx.Done():
-			return st, fmt.Errorf("unit %s: %w; last seen: %s", name, cause(ctx), describeUnit(st))
-		case <-time.After(interval):
-		}
-		interval = min(interval*2, pollMax)
-		if st, err = agent.Unit(ctx, agentproto.UnitStatusAction, name); err != nil {
-			return st, err
-		}
-	}
-	return st, nil
-}
-
-func writeUnitStatus(b *strings.Builder, st agentproto.UnitStatus) {
-	fmt.Fprintf(b, "● %s.service\n", st.Name)
-	fmt.Fprintf(b, "     Loaded: loaded (supervised by shakedown-agent)\n")
-	since := time.UnixMilli(st.SinceMS).UTC().Format(time.DateTime)
-	fmt.Fprintf(b, "     Active: %s (%s) since %s UTC", st.State, st.SubState, since)
-	if st.Result != "" {
-		fmt.Fprintf(b, "; last: %s", st.Result)
-	}
-	b.WriteString("\n")
-	if st.PID > 0 {
-		fmt.Fprintf(b, "   Main PID: %d\n", st.PID)
-	}
-	if st.Restarts > 0 {
-		fmt.Fprintf(b, "   Restarts: %d\n", st.Restarts)
-	}
-	fmt.Fprintf(b, "    Command: %s\n", st.Command)
-	if len(st.Output) > 0 {
-		b.WriteString("\n")
-		for _, l := range st.Output {
-			fmt.Fprintf(b, "[%s] %s\n", st.Name, l)
-		}
-	}
+	return u.Systemctl(ctx, args)
 }

@@ -1,6 +1,7 @@
 package shakedown_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -32,13 +33,22 @@ func TestServices(t *testing.T) {
 	// Service output lands on the console, prefixed.
 	m.WithTimeout(5 * time.Second).WaitForConsoleText(`\[client\] served`)
 
-	msg, took := expectFatal(t, func() { m.WithTimeout(time.Minute).WaitForUnit("broken") })
+	msg, took := expectErr(t, func() error { return m.WithTimeout(time.Minute).WaitForUnitE("broken") })
 	if took > 10*time.Second || !strings.Contains(msg, `unit broken reached state "failed" (exit status 2)`) || !strings.Contains(msg, "[broken] fatal: no config in /etc/broken") {
 		t.Errorf("WaitForUnit(broken) failed after %v with %q, want a fast failure naming the unit, its status and its output", took, msg)
 	}
-	msg, _ = expectFatal(t, func() { m.WaitForUnit("nope") })
+	if err := m.WaitForUnitE("broken"); !errors.Is(err, shakedown.ErrUnitFailed) {
+		t.Errorf("WaitForUnitE(broken): got %v, want ErrUnitFailed", err)
+	}
+	msg, _ = expectErr(t, func() error { return m.WaitForUnitE("nope") })
 	if !strings.Contains(msg, "unit nope not found (units: web, client, broken)") {
 		t.Errorf("WaitForUnit(nope): got %q, want the known units", msg)
+	}
+	if _, err := m.UnitStateE("nope"); !errors.Is(err, shakedown.ErrUnknownUnit) {
+		t.Errorf("UnitStateE(nope): got %v, want ErrUnknownUnit", err)
+	}
+	if _, _, err := m.SystemctlE("reload web"); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("SystemctlE(reload web): got %v, want errors.ErrUnsupported", err)
 	}
 
 	if status, out := m.Systemctl("is-active web"); status != 0 || out != "active\n" {

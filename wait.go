@@ -54,7 +54,7 @@ func (m *Machine) poll(what string, check func(ctx context.Context) (done bool, 
 			if last != "" {
 				msg += "; last seen: " + last
 			}
-			return errors.New(msg)
+			return fmt.Errorf("%w: %s", ErrTimeout, msg)
 		case <-t.C:
 		}
 		interval = min(interval*2, pollMax)
@@ -64,6 +64,11 @@ func (m *Machine) poll(what string, check func(ctx context.Context) (done bool, 
 // WaitForFile waits until path exists in the guest.
 func (m *Machine) WaitForFile(path string) {
 	m.t().Helper()
+	m.must(m.WaitForFileE(path))
+}
+
+// WaitForFileE is WaitForFile returning its error.
+func (m *Machine) WaitForFileE(path string) error {
 	err := m.poll("file "+path, func(ctx context.Context) (bool, string, error) {
 		agent, _, err := m.session()
 		if err != nil {
@@ -82,26 +87,30 @@ func (m *Machine) WaitForFile(path string) {
 		}
 		return false, err.Error(), nil
 	})
-	if err != nil {
-		m.fatal(err)
-	}
+	return m.wrap(err)
 }
 
 // WaitForOpenPort waits until a TCP port accepts connections on the
 // guest's loopback (or on addr, if given, as seen from inside the guest).
 func (m *Machine) WaitForOpenPort(port int, addr ...string) {
 	m.t().Helper()
-	if err := m.waitPort(port, addr, true); err != nil {
-		m.fatal(err)
-	}
+	m.must(m.WaitForOpenPortE(port, addr...))
+}
+
+// WaitForOpenPortE is WaitForOpenPort returning its error.
+func (m *Machine) WaitForOpenPortE(port int, addr ...string) error {
+	return m.wrap(m.waitPort(port, addr, true))
 }
 
 // WaitForClosedPort waits until a TCP port refuses connections.
 func (m *Machine) WaitForClosedPort(port int, addr ...string) {
 	m.t().Helper()
-	if err := m.waitPort(port, addr, false); err != nil {
-		m.fatal(err)
-	}
+	m.must(m.WaitForClosedPortE(port, addr...))
+}
+
+// WaitForClosedPortE is WaitForClosedPort returning its error.
+func (m *Machine) WaitForClosedPortE(port int, addr ...string) error {
+	return m.wrap(m.waitPort(port, addr, false))
 }
 
 func (m *Machine) waitPort(port int, addr []string, open bool) error {
@@ -123,12 +132,14 @@ func (m *Machine) waitPort(port int, addr []string, open bool) error {
 // connections.
 func (m *Machine) WaitForOpenUnixSocket(path string) {
 	m.t().Helper()
-	err := m.poll("unix socket "+path, func(ctx context.Context) (bool, string, error) {
+	m.must(m.WaitForOpenUnixSocketE(path))
+}
+
+// WaitForOpenUnixSocketE is WaitForOpenUnixSocket returning its error.
+func (m *Machine) WaitForOpenUnixSocketE(path string) error {
+	return m.wrap(m.poll("unix socket "+path, func(ctx context.Context) (bool, string, error) {
 		return m.dialCheck(ctx, "unix", path, true)
-	})
-	if err != nil {
-		m.fatal(err)
-	}
+	}))
 }
 
 // dialCheck connects from inside the guest through the agent; no program
@@ -153,21 +164,28 @@ func (m *Machine) dialCheck(ctx context.Context, network, addr string, wantOpen 
 // shows a match for the regular expression and returns the match.
 func (m *Machine) WaitForConsoleText(pattern string) string {
 	m.t().Helper()
+	match, err := m.WaitForConsoleTextE(pattern)
+	m.must(err)
+	return match
+}
+
+// WaitForConsoleTextE is WaitForConsoleText returning its error.
+func (m *Machine) WaitForConsoleTextE(pattern string) (string, error) {
 	re, err := regexp.Compile(pattern)
 	if err != nil {
-		m.fatal(fmt.Errorf("console pattern: %w", err))
+		return "", m.wrap(fmt.Errorf("%w: console pattern: %w", ErrInvalid, err))
 	}
 	m.mu.Lock()
 	run := m.run
 	m.mu.Unlock()
 	if run == nil {
-		m.fatal(errors.New("wait for console text: the machine was never started"))
+		return "", m.wrap(fmt.Errorf("wait for console text: %w: it was never started", ErrNotRunning))
 	}
 	ctx, cancel := opContext(run, m.wait(), fmt.Sprintf("console text %q", pattern))
 	defer cancel()
 	match, err := m.console.Wait(ctx, re)
 	if err != nil {
-		m.fatal(cause(ctx))
+		return "", m.wrap(cause(ctx))
 	}
-	return match
+	return match, nil
 }

@@ -29,19 +29,24 @@ type Config struct {
 	// PortWait bounds the search for the port after boot.
 	PortWait time.Duration
 	// Services are supervised by the agent once StartServices is called
-	// (see supervise.go); ServiceOutput receives their prefixed output
-	// lines, nil meaning stderr (the console of PID 1).
-	Services      []agentproto.Service
-	ServiceOutput io.Writer
+	// (see supervise.go).
+	Services []agentproto.Service
+	// Console receives output lines that belong to no host session,
+	// prefixed with their source: "[name] " for a service's, "[bg: cmd] "
+	// for what a command's background jobs print after it has exited
+	// (see commandOutput). Nil means stderr, the console of PID 1 and so
+	// the machine's log.
+	Console io.Writer
 }
 
 // Agent serves one host connection at a time on its port.
 type Agent struct {
-	cfg    Config
-	reaper *reaper
-	ssh    *ssh.ServerConfig
-	pid1   bool
-	sup    *supervisor // nil when there are no services
+	cfg     Config
+	reaper  *reaper
+	ssh     *ssh.ServerConfig
+	pid1    bool
+	console *console
+	sup     *supervisor // nil when there are no services
 }
 
 // New prepares an agent: a fresh host key (the port is a private line to
@@ -66,9 +71,13 @@ func New(cfg Config) (*Agent, error) {
 	// AES-GCM first: with AES-NI (emulated by TCG too) it costs least.
 	sc.Ciphers = []string{"aes128-gcm@openssh.com", "chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr"}
 	sc.AddHostKey(signer)
-	a := &Agent{cfg: cfg, reaper: processReaper(), ssh: sc, pid1: os.Getpid() == 1}
+	out := cfg.Console
+	if out == nil {
+		out = os.Stderr
+	}
+	a := &Agent{cfg: cfg, reaper: processReaper(), ssh: sc, pid1: os.Getpid() == 1, console: &console{w: out}}
 	if len(cfg.Services) > 0 {
-		if a.sup, err = newSupervisor(cfg.Services, a.reaper, a.baseEnv(), cfg.ServiceOutput); err != nil {
+		if a.sup, err = newSupervisor(cfg.Services, a.reaper, a.baseEnv(), a.console); err != nil {
 			return nil, err
 		}
 	}

@@ -17,45 +17,33 @@ import (
 
 	"github.com/shakedown-dev/shakedown/agent"
 	"github.com/shakedown-dev/shakedown/agentclient"
+	"github.com/shakedown-dev/shakedown/internal/agenttest"
 )
-
-// pair runs an agent on one end of a socketpair in this process, standing
-// in for the virtio-serial port (both read EOF when the peer is gone), and
-// returns the host end.
-func pair(t *testing.T, a *agent.Agent) net.Conn {
-	t.Helper()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	guest := os.NewFile(uintptr(fds[0]), "guest")
-	hostF := os.NewFile(uintptr(fds[1]), "host")
-	host, err := net.FileConn(hostF)
-	hostF.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { a.ServeSession(ctx, guest); close(done) }()
-	t.Cleanup(func() { cancel(); host.Close(); <-done })
-	return host
-}
 
 func dial(t *testing.T) *agentclient.Client {
 	t.Helper()
-	a, err := agent.New(agent.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := agentclient.Dial(ctx, pair(t, a))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c, _ := dialConsole(t)
 	return c
+}
+
+// dialConsole is dial that also returns what the agent writes to its
+// console.
+func dialConsole(t *testing.T) (*agentclient.Client, *agenttest.Console) {
+	t.Helper()
+	return agenttest.Start(t)
+}
+
+// eventually polls cond until it holds or within passes; it is for
+// effects that follow the call under test at a time nothing bounds.
+func eventually(within time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
 }
 
 func TestExec(t *testing.T) {
@@ -139,6 +127,76 @@ func TestExecDetachedChildDoesNotHang(t *testing.T) {
 	}
 }
 
+// TestBackgroundJobOutlivesCommand: a job that a command leaves running
+// (`daemon >&2 &`, how NixOS tests start servers) must survive writing to
+// the output it inherited after the command has returned, and what it
+// writes must reach the console, marked as a background job's.
+func TestBackgroundJobOutlivesCommand(t *testing.T) {
+	tests := []struct {
+		name string
+		job  string // runs in the background, then touches $DIR/after
+		want []string
+	}{
+		{"stdout and stderr", `echo late; echo late2 >&2`, []string{"late", "late2"}},
+		{"stderr redirect", `echo daemon log >&2`, []string{"daemon log"}},
+		// More than a pipe holds, without a newline: a reader must keep
+		// up, and cut it into bounded lines.
+		{"long line", `head -c 300000 /dev/zero | tr '\0' x`, []string{strings.Repeat("x", 8<<10)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, console := dialConsole(t)
+			dir := t.TempDir()
+			// The job writes only once the test has the command's result,
+			// which makes sure the output comes after the command's exit.
+			// It gives up after 10 s, so that a failed test leaves nothing.
+			cmd := `(n=0; while [ ! -e "$DIR/go" ] && [ $n -lt 500 ]; do sleep 0.02; n=$((n+1)); done; ` + tt.job + `; touch "$DIR/after") &`
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			start := time.Now()
+			res, err := c.Exec(ctx, agentclient.Command{Cmd: cmd, Env: map[string]string{"DIR": dir}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if el := time.Since(start); res.Status != 0 || el > 2*time.Second {
+				t.Fatalf("got status %d after %v, want 0 well before the job ends", res.Status, el)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			after := filepath.Join(dir, "after")
+			if !eventually(5*time.Second, func() bool { _, err := os.Stat(after); return err == nil }) {
+				t.Fatalf("%s never appeared: the job died after the command returned; console got %q", after, clip(console.String()))
+			}
+			prefix := "[bg: (n=0; while [ ! -e "
+			for _, line := range tt.want {
+				if !eventually(5*time.Second, func() bool { return hasLine(console.String(), prefix, line) }) {
+					t.Errorf("console got %q, want a line %q after a prefix %q...", clip(console.String()), clip(line), prefix)
+				}
+			}
+		})
+	}
+}
+
+// clip shortens s for a failure message.
+func clip(s string) string {
+	if len(s) > 300 {
+		return s[:150] + "..." + s[len(s)-150:]
+	}
+	return s
+}
+
+// hasLine reports whether out has a line that starts with prefix and ends
+// with "] "+text.
+func hasLine(out, prefix, text string) bool {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, prefix) && strings.HasSuffix(l, "] "+text) {
+			return true
+		}
+	}
+	return false
+}
+
 func TestSFTPAndForwarding(t *testing.T) {
 	c := dial(t)
 	sc, err := c.SFTP()
@@ -189,7 +247,7 @@ func TestSFTPAndForwarding(t *testing.T) {
 // away mid-session, with bytes of that session still in flight, the next
 // handshake on the same port starts a working session.
 func TestReconnect(t *testing.T) {
-	a, err := agent.New(agent.Config{})
+	a, err := agent.New(agent.Config{Console: &agenttest.Console{}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/shakedown-dev/shakedown/internal/agentproto"
 )
 
 // mounts are the file systems an initramfs machine needs before anything
@@ -53,7 +55,7 @@ func InitSystem() error {
 	if err := loadModules(ModulesList); err != nil {
 		errs = append(errs, err)
 	}
-	if name := cmdlineParam("shakedown.hostname"); name != "" {
+	if name := cmdlineParam(agentproto.ParamHostname); name != "" {
 		if err := unix.Sethostname([]byte(name)); err != nil {
 			errs = append(errs, fmt.Errorf("hostname: %w", err))
 		}

@@ -12,13 +12,14 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/shakedown-dev/shakedown/internal/addrplan"
+	"github.com/shakedown-dev/shakedown/internal/agentproto"
 )
 
-// ParamNet lists a machine's NICs on the kernel command line, in the order
-// of the guest's interfaces eth0, eth1, ...: shakedown.net=V:N,V:N where V
-// is the network's number and N the machine's, or "-" for a NIC that gets no
-// automatic address (a router or DHCP client configures it itself).
-const ParamNet = "shakedown.net"
+// ParamNet lists a machine's NICs on the kernel command line (see
+// agentproto.ParamNet).
+const ParamNet = agentproto.ParamNet
 
 // nicWait bounds the wait for the virtio-net driver to create the
 // interfaces; it probes them asynchronously after its module loads.
@@ -57,18 +58,15 @@ func ParseNICs(v string) ([]NIC, error) {
 	return nics, nil
 }
 
-// Addrs returns the NIC's addresses as DESIGN.md fixes them:
-// 192.168.NET.HOST/24 and 2001:db8:NET::HOST/64, the numbers written in
-// decimal digits in both, as the NixOS test driver writes them (network 12
-// is 2001:db8:12::), so that scripts port over.
+// Addrs returns the NIC's addresses in the address plan (addrplan, shared
+// with the host): 192.168.NET.HOST/24 and 2001:db8:NET::HOST/64.
 func (n NIC) Addrs() []*net.IPNet {
 	if !n.Address {
 		return nil
 	}
-	v6 := net.ParseIP(fmt.Sprintf("2001:db8:%d::%d", n.Net, n.Host))
 	return []*net.IPNet{
-		{IP: net.IPv4(192, 168, byte(n.Net), byte(n.Host)).To4(), Mask: net.CIDRMask(24, 32)},
-		{IP: v6, Mask: net.CIDRMask(64, 128)},
+		{IP: addrplan.IPv4(n.Net, n.Host).AsSlice(), Mask: net.CIDRMask(addrplan.Bits4, 32)},
+		{IP: addrplan.IPv6(n.Net, n.Host).AsSlice(), Mask: net.CIDRMask(addrplan.Bits6, 128)},
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/creack/pty"
@@ -20,11 +21,13 @@ import (
 	"github.com/shakedown-dev/shakedown/internal/agentproto"
 )
 
-// drainGrace bounds how long output is still collected after a command has
-// exited. A command that leaves a background child holding its stdout open
-// (`daemon &`) would otherwise keep the session open as long as that child
-// lives; the NixOS driver hangs there. Output written within this window is
-// kept; after it the pipes are closed.
+// drainGrace bounds how long output is still collected for the host after
+// a command has exited. A command that leaves a background job holding its
+// stdout or stderr (`daemon >&2 &`, as NixOS tests start servers) would
+// otherwise keep the session open as long as that job lives; the NixOS
+// driver hangs there. Output written within this window goes to the host;
+// after it the command's exit is reported and the agent keeps reading the
+// pipes for the jobs, onto the console (see commandOutput).
 const drainGrace = 250 * time.Millisecond
 
 // session is one SSH "session" channel: at most one command, shell or
@@ -37,6 +40,9 @@ type session struct {
 	pty *ptyReq
 	// noStdin gives the command /dev/null instead of the channel's data.
 	noStdin bool
+	// script is the command's text, which marks its background jobs'
+	// output on the console.
+	script string
 
 	mu      sync.Mutex
 	started bool
@@ -210,6 +216,7 @@ func (s *session) start(argv []string, script string) bool {
 	if direct := simpleCommand(script, s.env); direct != nil {
 		argv = direct
 	}
+	s.script = script
 	s.mu.Lock()
 	p, err := spawnPiped(s.a.reaper, argv, s.env, s.dir, s.noStdin)
 	if err == nil {
@@ -269,7 +276,10 @@ func spawnPiped(r *reaper, argv, env []string, dir string, noStdin bool) (*piped
 	return &piped{pid: pid, done: done, stdin: stdinW, out: outR, errOut: errR}, nil
 }
 
-// run connects p to the channel and reports its exit.
+// run connects p to the channel and reports its exit once the command
+// has exited and its output has been read to the end, or drainGrace after
+// the exit when background jobs still hold the output pipes: their output
+// then goes on to the console until they close them.
 func (s *session) run(p *piped) {
 	if p.stdin != nil {
 		go func() {
@@ -278,24 +288,105 @@ func (s *session) run(p *piped) {
 			p.stdin.Close()
 		}()
 	}
-	var copies sync.WaitGroup
-	copies.Add(2)
-	go func() { defer copies.Done(); copyBuffered(s.ch, p.out) }()
-	go func() { defer copies.Done(); copyBuffered(s.ch.Stderr(), p.errOut) }()
+	prefix := bgPrefix(s.script)
+	streams := []*commandOutput{
+		newCommandOutput(p.out, s.ch, s.a.console, prefix),
+		newCommandOutput(p.errOut, s.ch.Stderr(), s.a.console, prefix),
+	}
+	var left atomic.Int32
+	left.Store(int32(len(streams)))
+	copied := make(chan struct{})
+	for _, o := range streams {
+		go func() {
+			o.copy()
+			if left.Add(-1) == 0 {
+				close(copied)
+			}
+		}()
+	}
 	ws := <-p.done
 	s.mu.Lock()
 	s.exited = true
 	s.mu.Unlock()
-	if !waitTimeout(&copies, drainGrace) {
-		// Someone still holds the pipes: stop reading them.
-		p.out.Close()
-		p.errOut.Close()
-		copies.Wait()
+	t := time.NewTimer(drainGrace)
+	select {
+	case <-copied:
+	case <-t.C:
+		// Background jobs hold the pipes. Closing them, as the agent once
+		// did, killed each job with SIGPIPE on its next write; instead
+		// they keep a reader for as long as they live.
+		for _, o := range streams {
+			o.detach()
+		}
 	}
-	p.out.Close()
-	p.errOut.Close()
+	t.Stop()
 	code, sig := exitCode(ws)
 	s.exit(code, sig)
+}
+
+// commandOutput carries one output pipe of a command: to the SSH channel
+// while the command runs, then, once detached, to the console as lines
+// marked with the command. It reads until the last writer closes the pipe,
+// whatever becomes of the channel, so that no writer ever dies of SIGPIPE
+// or blocks on a full pipe; its goroutine ends with that EOF. Memory is
+// bounded: one copy buffer, and one partial line of at most maxLine bytes.
+type commandOutput struct {
+	src      *os.File
+	ch       io.Writer
+	detached atomic.Bool
+	// lines is used by the copy goroutine only, after detached is set.
+	lines *lineSplitter
+}
+
+func newCommandOutput(src *os.File, ch io.Writer, c *console, prefix string) *commandOutput {
+	return &commandOutput{src: src, ch: ch, lines: &lineSplitter{onLine: func(line []byte) { c.writeLine(prefix, line) }}}
+}
+
+// detach sends what is read from now on to the console. Output already
+// being written to the channel still goes there.
+func (o *commandOutput) detach() { o.detached.Store(true) }
+
+// copy reads the pipe to its end and closes it.
+func (o *commandOutput) copy() {
+	defer o.src.Close()
+	bp := copyBufs.Get().(*[]byte)
+	b := *bp
+	for {
+		n, err := o.src.Read(b)
+		if n > 0 {
+			o.write(b[:n])
+		}
+		if err != nil {
+			break
+		}
+		if bp != nil && o.detached.Load() {
+			// A job may write for hours: it needs no large buffer.
+			copyBufs.Put(bp)
+			bp, b = nil, make([]byte, 4<<10)
+		}
+	}
+	if bp != nil {
+		copyBufs.Put(bp)
+	}
+	o.lines.Close()
+}
+
+func (o *commandOutput) write(b []byte) {
+	if !o.detached.Load() {
+		n, err := o.ch.Write(b)
+		if err == nil {
+			return
+		}
+		if !o.detached.Load() {
+			// The host went away while the command runs: nobody wants
+			// its output, and the command is killed with the session.
+			return
+		}
+		// The channel closed after the exit was reported: the rest is
+		// the background jobs' and goes to the console.
+		b = b[n:]
+	}
+	o.lines.Write(b)
 }
 
 // shellOnly are words a shell must interpret even in a command that is
@@ -347,12 +438,6 @@ func simpleCommand(script string, env []string) []string {
 }
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-func copyBuffered(dst io.Writer, src io.Reader) {
-	b := copyBufs.Get().(*[]byte)
-	io.CopyBuffer(dst, src, *b)
-	copyBufs.Put(b)
-}
 
 func (s *session) startPTY(argv []string) bool {
 	ptmx, tty, err := pty.Open()
@@ -415,20 +500,6 @@ func (s *session) exit(code int, sig string) {
 	s.ch.SendRequest("exit-status", false, b[:])
 	s.ch.CloseWrite()
 	s.ch.Close()
-}
-
-// waitTimeout waits for wg for at most d and reports whether it finished.
-func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
-	c := make(chan struct{})
-	go func() { wg.Wait(); close(c) }()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-c:
-		return true
-	case <-t.C:
-		return false
-	}
 }
 
 func setEnv(env []string, name, value string) []string {

@@ -1,11 +1,9 @@
 package agent
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"slices"
@@ -17,16 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/shakedown-dev/shakedown/internal/agentproto"
-)
-
-// Unit states, as systemd's ActiveState, so that tests written against
-// systemd machines read the same on initramfs machines.
-const (
-	StateInactive     = "inactive"
-	StateActivating   = "activating"
-	StateActive       = "active"
-	StateDeactivating = "deactivating"
-	StateFailed       = "failed"
 )
 
 // Supervision budgets. They follow systemd's defaults where systemd has
@@ -54,6 +42,11 @@ const (
 	readyCommandTimeout = 5 * time.Second
 	// outputTail is how many output lines a unit keeps for its status.
 	outputTail = 30
+	// outputGrace bounds how long the end of a run waits for the run's
+	// output to be read to its end before the new state is recorded, so
+	// that a status that says "failed" has the lines that say why. Only
+	// a child left holding the output pipe makes it wait that long.
+	outputGrace = 250 * time.Millisecond
 )
 
 // LoadServices reads the service definitions at path (normally
@@ -76,11 +69,9 @@ func LoadServices(path string) ([]agentproto.Service, error) {
 // per policy with a backoff, their output on the console with a [name]
 // prefix, their states tracked as systemd tracks ActiveState.
 type supervisor struct {
-	reaper *reaper
-	env    []string
-
-	outMu sync.Mutex
-	out   io.Writer
+	reaper  *reaper
+	env     []string
+	console *console
 
 	mu     sync.Mutex
 	units  map[string]*unit
@@ -107,17 +98,14 @@ type unit struct {
 	changed  chan struct{} // closed and replaced on every state change
 }
 
-func newSupervisor(svcs []agentproto.Service, r *reaper, env []string, out io.Writer) (*supervisor, error) {
+func newSupervisor(svcs []agentproto.Service, r *reaper, env []string, c *console) (*supervisor, error) {
 	order, err := agentproto.ValidateServices(svcs)
 	if err != nil {
 		return nil, err
 	}
-	if out == nil {
-		out = os.Stderr
-	}
-	s := &supervisor{reaper: r, env: env, out: out, units: map[string]*unit{}, order: order}
+	s := &supervisor{reaper: r, env: env, console: c, units: map[string]*unit{}, order: order}
 	for _, sv := range svcs {
-		s.units[sv.Name] = &unit{spec: sv, state: StateInactive, sub: "dead", since: time.Now(), changed: make(chan struct{})}
+		s.units[sv.Name] = &unit{spec: sv, state: agentproto.StateInactive, sub: agentproto.SubDead, since: time.Now(), changed: make(chan struct{})}
 	}
 	return s, nil
 }
@@ -160,19 +148,19 @@ func (s *supervisor) kick() {
 		changed = false
 		for _, name := range s.order {
 			u := s.units[name]
-			if !u.job || u.sub == "auto-restart" || u.state == StateActive || u.state == StateActivating || u.state == StateDeactivating {
+			if !u.job || u.sub == agentproto.SubAutoRestart || u.state == agentproto.StateActive || u.state == agentproto.StateActivating || u.state == agentproto.StateDeactivating {
 				continue
 			}
 			ready := true
 			for _, d := range u.spec.After {
 				du := s.units[d]
 				switch {
-				case du.state == StateActive, du.state == StateInactive && du.exitedOK && !du.job:
-				case du.state == StateFailed && !du.job:
+				case du.state == agentproto.StateActive, du.state == agentproto.StateInactive && du.exitedOK && !du.job:
+				case du.state == agentproto.StateFailed && !du.job:
 					u.job = false
 					u.result = "dependency " + d + " failed"
 					logf("service %s: %s", name, u.result)
-					s.set(u, StateFailed, "failed")
+					s.set(u, agentproto.StateFailed, agentproto.SubFailed)
 					ready, changed = false, true
 				default:
 					ready = false
@@ -229,46 +217,53 @@ func (s *supervisor) launch(u *unit) {
 		}
 		u.result = "start: " + err.Error()
 		logf("service %s: %s", name, u.result)
-		s.set(u, StateFailed, "failed")
+		s.set(u, agentproto.StateFailed, agentproto.SubFailed)
 		return
 	}
 	u.pid = pid
 	logf("service %s: started (pid %d)", name, pid)
-	go s.copyOutput(u, pr)
-	go s.wait(u, u.gen, done)
+	copied := make(chan struct{})
+	go func() { s.copyOutput(u, pr); close(copied) }()
+	go s.wait(u, u.gen, done, copied)
 	r := u.spec.Ready
 	if r.Port == 0 && r.File == "" && r.Command == "" {
-		s.set(u, StateActive, "running")
+		s.set(u, agentproto.StateActive, agentproto.SubRunning)
 		return
 	}
-	s.set(u, StateActivating, "start")
+	s.set(u, agentproto.StateActivating, agentproto.SubStart)
 	go s.awaitReady(u, u.gen)
 }
 
 // copyOutput puts the service's lines on the console, prefixed with its
-// name, and keeps the last ones for its status.
+// name, and keeps the last ones for its status. It reads until every
+// writer has closed the pipe: a service must never die of SIGPIPE because
+// of what it prints (an overlong line is cut, not fatal).
 func (s *supervisor) copyOutput(u *unit, r *os.File) {
 	defer r.Close()
-	prefix := []byte("[" + u.spec.Name + "] ")
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 4096), 64<<10)
-	for sc.Scan() {
-		line := sc.Text()
-		s.outMu.Lock()
-		s.out.Write(append(append(append([]byte(nil), prefix...), line...), '\n'))
-		s.outMu.Unlock()
+	prefix := "[" + u.spec.Name + "] "
+	lines := &lineSplitter{onLine: func(line []byte) {
+		s.console.writeLine(prefix, line)
 		s.mu.Lock()
-		u.tail = append(u.tail, line)
+		u.tail = append(u.tail, string(line))
 		if len(u.tail) > outputTail {
 			u.tail = slices.Delete(u.tail, 0, len(u.tail)-outputTail)
 		}
 		s.mu.Unlock()
-	}
+	}}
+	copyAll(lines, r)
+	lines.Close()
 }
 
-// wait handles the exit of run gen of u: restart, fail, or rest.
-func (s *supervisor) wait(u *unit, gen int, done <-chan unix.WaitStatus) {
+// wait handles the exit of run gen of u: restart, fail, or rest. copied
+// is closed when the run's output has been read to its end.
+func (s *supervisor) wait(u *unit, gen int, done <-chan unix.WaitStatus, copied <-chan struct{}) {
 	ws := <-done
+	t := time.NewTimer(outputGrace)
+	select {
+	case <-copied:
+	case <-t.C:
+	}
+	t.Stop()
 	code, sig := exitCode(ws)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -286,44 +281,44 @@ func (s *supervisor) wait(u *unit, gen int, done <-chan unix.WaitStatus) {
 	case u.failNext != "":
 		u.result = u.failNext
 		logf("service %s: failed: %s", name, u.result)
-		s.set(u, StateFailed, "failed")
-	case u.state == StateDeactivating || s.halted:
+		s.set(u, agentproto.StateFailed, agentproto.SubFailed)
+	case u.state == agentproto.StateDeactivating || s.halted:
 		u.result = result
-		s.set(u, StateInactive, "dead")
+		s.set(u, agentproto.StateInactive, agentproto.SubDead)
 	case u.spec.Restart == "always" || u.spec.Restart == "on-failure" && failure:
 		now := time.Now()
 		u.starts = slices.DeleteFunc(u.starts, func(t time.Time) bool { return now.Sub(t) > startLimitInterval })
 		if len(u.starts) >= startLimitBurst {
 			u.result = fmt.Sprintf("start limit hit: %d starts within %v, last %s", len(u.starts), startLimitInterval, result)
 			logf("service %s: failed: %s", name, u.result)
-			s.set(u, StateFailed, "failed")
+			s.set(u, agentproto.StateFailed, agentproto.SubFailed)
 			break
 		}
 		delay := min(restartBase<<min(u.restarts, 16), restartMax)
 		u.result = result
 		u.job = true
 		logf("service %s: %s; restarting in %v", name, result, delay)
-		s.set(u, StateActivating, "auto-restart")
+		s.set(u, agentproto.StateActivating, agentproto.SubAutoRestart)
 		time.AfterFunc(delay, func() {
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			if u.gen != gen || u.sub != "auto-restart" || !u.job || s.halted {
+			if u.gen != gen || u.sub != agentproto.SubAutoRestart || !u.job || s.halted {
 				return
 			}
 			u.restarts++
-			s.set(u, StateInactive, "dead")
+			s.set(u, agentproto.StateInactive, agentproto.SubDead)
 			s.kick()
 		})
 		return
 	case failure:
 		u.result = result
 		logf("service %s: failed: %s", name, result)
-		s.set(u, StateFailed, "failed")
+		s.set(u, agentproto.StateFailed, agentproto.SubFailed)
 	default:
 		u.result = result
 		u.exitedOK = true
 		logf("service %s: exited: %s", name, result)
-		s.set(u, StateInactive, "dead")
+		s.set(u, agentproto.StateInactive, agentproto.SubDead)
 	}
 	s.kick()
 }
@@ -340,16 +335,16 @@ func (s *supervisor) awaitReady(u *unit, gen int) {
 	interval := 20 * time.Millisecond
 	for {
 		s.mu.Lock()
-		current := u.gen == gen && u.state == StateActivating && u.sub == "start"
+		current := u.gen == gen && u.state == agentproto.StateActivating && u.sub == agentproto.SubStart
 		s.mu.Unlock()
 		if !current {
 			return
 		}
 		if s.ready(r) {
 			s.mu.Lock()
-			if u.gen == gen && u.state == StateActivating && u.sub == "start" {
+			if u.gen == gen && u.state == agentproto.StateActivating && u.sub == agentproto.SubStart {
 				logf("service %s: active", u.spec.Name)
-				s.set(u, StateActive, "running")
+				s.set(u, agentproto.StateActive, agentproto.SubRunning)
 				s.kick()
 			}
 			s.mu.Unlock()
@@ -357,7 +352,7 @@ func (s *supervisor) awaitReady(u *unit, gen int) {
 		}
 		if time.Now().After(deadline) {
 			s.mu.Lock()
-			if u.gen == gen && u.state == StateActivating && u.pid > 0 {
+			if u.gen == gen && u.state == agentproto.StateActivating && u.pid > 0 {
 				u.failNext = fmt.Sprintf("not ready within %v (%s)", timeout, describeReady(r))
 				s.terminate(u)
 			}
@@ -427,7 +422,7 @@ func (s *supervisor) ready(r agentproto.Readiness) bool {
 // terminate sends SIGTERM to u's process group, and SIGKILL after
 // stopTimeout if that run is still there; mu is held.
 func (s *supervisor) terminate(u *unit) {
-	s.set(u, StateDeactivating, "stop")
+	s.set(u, agentproto.StateDeactivating, agentproto.SubStop)
 	pid, gen := u.pid, u.gen
 	unix.Kill(-pid, unix.SIGTERM)
 	time.AfterFunc(stopTimeout, func() {
@@ -451,7 +446,8 @@ func (s *supervisor) do(req agentproto.UnitRequest) agentproto.UnitStatus {
 	u := s.units[req.Name]
 	s.mu.Unlock()
 	if u == nil {
-		return agentproto.UnitStatus{Name: req.Name, Error: fmt.Sprintf("unit %s not found (units: %s)", req.Name, strings.Join(s.order, ", "))}
+		return agentproto.UnitStatus{Name: req.Name, Code: agentproto.CodeUnknownUnit,
+			Error: fmt.Sprintf("unit %s not found (units: %s)", req.Name, strings.Join(s.order, ", "))}
 	}
 	switch req.Action {
 	case agentproto.UnitStatusAction:
@@ -463,7 +459,7 @@ func (s *supervisor) do(req agentproto.UnitRequest) agentproto.UnitStatus {
 		s.stop(u)
 		s.start(u)
 	default:
-		return agentproto.UnitStatus{Name: req.Name, Error: fmt.Sprintf("unknown unit action %q", req.Action)}
+		return agentproto.UnitStatus{Name: req.Name, Code: agentproto.CodeUnknownAction, Error: fmt.Sprintf("unknown unit action %q", req.Action)}
 	}
 	return s.status(u)
 }
@@ -475,7 +471,7 @@ func (s *supervisor) start(u *unit) {
 	defer s.mu.Unlock()
 	var want func(u *unit)
 	want = func(u *unit) {
-		if u.state == StateActive || u.state == StateActivating || u.job {
+		if u.state == agentproto.StateActive || u.state == agentproto.StateActivating || u.job {
 			return
 		}
 		u.job = true
@@ -483,7 +479,7 @@ func (s *supervisor) start(u *unit) {
 		// systemctl reset-failed would.
 		u.starts = nil
 		for _, d := range u.spec.After {
-			if du := s.units[d]; !(du.state == StateInactive && du.exitedOK) {
+			if du := s.units[d]; !(du.state == agentproto.StateInactive && du.exitedOK) {
 				want(du)
 			}
 		}
@@ -498,13 +494,13 @@ func (s *supervisor) stop(u *unit) {
 	s.mu.Lock()
 	u.job = false
 	switch {
-	case u.pid > 0 && u.state != StateDeactivating:
+	case u.pid > 0 && u.state != agentproto.StateDeactivating:
 		s.terminate(u)
 	case u.pid == 0:
 		// Not running: a pending restart or a failed unit.
-		s.set(u, StateInactive, "dead")
+		s.set(u, agentproto.StateInactive, agentproto.SubDead)
 	}
-	for u.state == StateDeactivating {
+	for u.state == agentproto.StateDeactivating {
 		c := u.changed
 		s.mu.Unlock()
 		select {
@@ -524,11 +520,11 @@ func (s *supervisor) status(u *unit) agentproto.UnitStatus {
 	defer s.mu.Unlock()
 	st := agentproto.UnitStatus{
 		Name: u.spec.Name, State: u.state, SubState: u.sub, Command: u.spec.Command,
-		PID: u.pid, Restarts: u.restarts, Result: u.result, SinceMS: u.since.UnixMilli(),
+		PID: u.pid, Restarts: u.restarts, Result: u.result, ExitedOK: u.exitedOK, SinceMS: u.since.UnixMilli(),
 		Output: slices.Clone(u.tail),
 	}
 	if u.job {
-		st.Job = "start"
+		st.Job = agentproto.JobStart
 	}
 	return st
 }

@@ -9,15 +9,13 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/shakedown-dev/shakedown/internal/agentproto"
 )
 
-// ParamRoot names, on the kernel command line, the block device holding
-// the root file system of a full system (shakedown.root=/dev/vda). The
-// agent, PID 1 of a tiny initramfs that holds only it and the modules
-// for the disk, mounts it and hands over to its /sbin/init (SwitchRoot):
-// Debian's kernel has virtio_blk and ext4 as modules, so root=/dev/vda
-// alone cannot boot it.
-const ParamRoot = "shakedown.root"
+// ParamRoot names the root's block device on the kernel command line (see
+// agentproto.ParamRoot); SwitchRoot mounts it.
+const ParamRoot = agentproto.ParamRoot
 
 // RootDevice returns the value of ParamRoot on the kernel command line,
 // "" when there is none. PID 1 calls it first thing, before anything has
@@ -128,7 +126,7 @@ func freeInitramfs() {
 // (ParamNet). systemd has mounted everything and udev loads the drivers.
 func InitService() error {
 	var errs []error
-	if name := cmdlineParam("shakedown.hostname"); name != "" {
+	if name := cmdlineParam(agentproto.ParamHostname); name != "" {
 		if err := unix.Sethostname([]byte(name)); err != nil {
 			errs = append(errs, fmt.Errorf("hostname: %w", err))
 		}

@@ -1,8 +1,9 @@
 // Package agentclient is the host side of the guest agent: it does the
 // handshake on the machine's virtio-serial connection and then speaks SSH to
 // the agent — commands with separate output streams and exit status, files
-// over SFTP, connections into the guest. It imports only internal/agentproto
-// of shakedown's.
+// over SFTP, connections into the guest — and answers for the machine's
+// units (Units: their status, and systemctl, from the agent's supervisor or
+// the guest's systemd). It imports only internal/agentproto of shakedown's.
 package agentclient
 
 import (

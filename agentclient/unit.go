@@ -17,11 +17,32 @@ import (
 // then owns the units.
 var ErrNoServices = errors.New("the agent supervises no services")
 
+// ErrUnknownUnit says the machine has no unit of that name: neither its
+// agent nor its systemd knows it.
+var ErrUnknownUnit = errors.New("unknown unit")
+
+// ErrUnitFailed says a unit failed while it was waited for (UnitActive)
+// or being started (Systemctl's start and restart): it reached the failed
+// state, or ended inactive with no start pending. The error's text has the
+// unit's result and last output lines.
+var ErrUnitFailed = errors.New("unit failed")
+
+// unitError is what the agent or systemd said about a unit, for people,
+// with the sentinels for callers to branch on.
+type unitError struct {
+	msg   string
+	kinds []error
+}
+
+func (e *unitError) Error() string   { return e.msg }
+func (e *unitError) Unwrap() []error { return e.kinds }
+
 // Unit asks the agent about one supervised service, or has it start, stop
 // or restart it (agentproto.UnitStart, ...), and returns the unit's status
 // after that. Stop and restart return once the old process is gone; start
 // returns at once, with the unit usually activating. A unit the agent does
-// not know is an error that lists the units it knows.
+// not know is an error matching ErrUnknownUnit that lists the units it
+// knows; an agent without services answers ErrNoServices.
 func (c *Client) Unit(ctx context.Context, action, name string) (agentproto.UnitStatus, error) {
 	payload, err := json.Marshal(agentproto.UnitRequest{Action: action, Name: name})
 	if err != nil {
@@ -68,7 +89,10 @@ func (c *Client) unit(payload []byte) (agentproto.UnitStatus, error) {
 	if err := json.Unmarshal(b, &st); err != nil {
 		return st, fmt.Errorf("bad answer %q: %w", b, err)
 	}
-	if st.Error != "" {
+	switch {
+	case st.Code == agentproto.CodeUnknownUnit:
+		return st, &unitError{msg: st.Error, kinds: []error{ErrUnknownUnit}}
+	case st.Error != "":
 		return st, errors.New(st.Error)
 	}
 	return st, nil

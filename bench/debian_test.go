@@ -11,6 +11,7 @@ import (
 	"github.com/shakedown-dev/shakedown"
 	"github.com/shakedown-dev/shakedown/image/cache"
 	"github.com/shakedown-dev/shakedown/image/deb"
+	"github.com/shakedown-dev/shakedown/image/debian"
 	"github.com/shakedown-dev/shakedown/internal/testenv"
 )
 
@@ -90,6 +91,6 @@ func benchImageBuildDebian(b *testing.B) {
 		}
 	}
 	b.Run("cold", func(b *testing.B) { run(b, fresh(deb.CacheKind, "kernel")) })
-	b.Run("disk", func(b *testing.B) { run(b, fresh(deb.CacheKind, "kernel", shakedown.DebianRootfsKind)) })
+	b.Run("disk", func(b *testing.B) { run(b, fresh(deb.CacheKind, "kernel", debian.RootfsKind)) })
 	b.Run("warm", func(b *testing.B) { run(b, func(*testing.B) string { return user.Root }) })
 }

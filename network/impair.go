@@ -71,6 +71,11 @@ func (imp Impairment) IsZero() bool {
 		imp.Delay == 0 && imp.Jitter == 0 && imp.ReorderPercent == 0 && imp.RateBitsPerSec == 0
 }
 
+// Validate reports whether the switch takes imp: percentages in 0..100,
+// no negative durations or rates. SetImpairment and SetPairImpairment
+// check it too; front ends check it before a run.
+func (imp Impairment) Validate() error { return imp.validate() }
+
 func (imp Impairment) validate() error {
 	for _, p := range []struct {
 		name string

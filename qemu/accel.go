@@ -1,5 +1,6 @@
 // Package qemu runs QEMU: its command line, accelerator choice, and a QMP
-// client. It imports nothing of shakedown's other layers.
+// client. Of shakedown's other layers it imports only internal/agentproto,
+// for the name of the agent's port, so that host and guest agree on it.
 package qemu
 
 import (

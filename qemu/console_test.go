@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shakedown-dev/shakedown/internal/agentproto"
 )
 
 func TestConsoleLines(t *testing.T) {
@@ -87,7 +89,7 @@ func TestArgs(t *testing.T) {
 		"-machine q35,accel=tcg", "-cpu max", "-m 512", "-smp 1", "-nodefaults", "-no-reboot",
 		"-chardev socket,id=qmp,fd=3", "-chardev socket,id=con,fd=4",
 		"-chardev socket,id=agent,fd=5,server=on,wait=off",
-		"name=" + AgentPortName, "-device VGA", "-kernel /k", "-initrd /i", "-append console=ttyS0",
+		"name=" + agentproto.PortName, "-device VGA", "-kernel /k", "-initrd /i", "-append console=ttyS0",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("args %q lack %q", s, want)

@@ -17,13 +17,12 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/shakedown-dev/shakedown/internal/agentproto"
 )
 
 // DefaultBinary is the QEMU system emulator used when Config.Binary is "".
 const DefaultBinary = "qemu-system-x86_64"
-
-// AgentPortName is the default name of the virtio-serial port for the agent.
-const AgentPortName = "org.shakedown.agent.0"
 
 // ErrNoQEMU says QEMU is not installed; the message names the package.
 var ErrNoQEMU = errors.New("qemu-system-x86_64 not found: install Debian's qemu-system-x86 (apt-get install qemu-system-x86)")
@@ -44,7 +43,8 @@ type Config struct {
 	// Kernel, Initrd and Append are the direct-boot kernel (a bzImage or an
 	// ELF vmlinux with a PVH note), its initramfs and its command line.
 	Kernel, Initrd, Append string
-	// AgentPort names the agent's virtio-serial port; "" means AgentPortName.
+	// AgentPort names the agent's virtio-serial port; "" means
+	// agentproto.PortName, where the agent looks.
 	AgentPort string
 	// Display adds a VGA adapter so Screendump has something to show.
 	Display bool
@@ -170,7 +170,7 @@ func Args(cfg Config) []string {
 	}
 	port := cfg.AgentPort
 	if port == "" {
-		port = AgentPortName
+		port = agentproto.PortName
 	}
 	cpu := "max"
 	if accel == AccelKVM {

@@ -33,6 +33,23 @@ const greeting = `{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major"
 type fakeQMP struct {
 	conn net.Conn
 	dec  *json.Decoder
+	// armed is closed once the client has set its handshake deadline, so a
+	// fake that hangs up can wait for it: net.Pipe fails SetDeadline after
+	// the peer closes, which a real socket never does.
+	armed <-chan struct{}
+}
+
+// deadlineConn reports the first SetDeadline on a client's end of a pipe.
+type deadlineConn struct {
+	net.Conn
+	once  sync.Once
+	armed chan struct{}
+}
+
+func (c *deadlineConn) SetDeadline(t time.Time) error {
+	err := c.Conn.SetDeadline(t)
+	c.once.Do(func() { close(c.armed) })
+	return err
 }
 
 // fakeCommand is a command as the fake server receives it.
@@ -170,7 +187,10 @@ func TestNewClientErrors(t *testing.T) {
 			_, err := f.read() // never greet; read until the client gives up
 			return ignoreClosed(err)
 		}, "read greeting: no answer within 200ms"},
-		{"hangup", func(f *fakeQMP) error { return f.conn.Close() }, "read greeting: EOF"},
+		{"hangup", func(f *fakeQMP) error {
+			<-f.armed
+			return f.conn.Close()
+		}, "read greeting: EOF"},
 		{"not json", func(f *fakeQMP) error {
 			return f.write("login:")
 		}, "read greeting: invalid character"},
@@ -200,9 +220,10 @@ func TestNewClientErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cconn, sconn := net.Pipe()
+			pconn, sconn := net.Pipe()
 			defer sconn.Close()
-			f := &fakeQMP{conn: sconn, dec: json.NewDecoder(sconn)}
+			cconn := &deadlineConn{Conn: pconn, armed: make(chan struct{})}
+			f := &fakeQMP{conn: sconn, dec: json.NewDecoder(sconn), armed: cconn.armed}
 			srv := async(func() error { return tt.server(f) })
 			c, err := NewClient(cconn)
 			if err == nil {

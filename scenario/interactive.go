@@ -154,7 +154,7 @@ func isIdent(c byte) bool {
 // returns, if set) and the result says whether every step passed.
 func (s *Session) Close() *Result {
 	res := s.r.finish(s.err, s.end)
-	if s.err == nil && s.r.t.failed && res.Err == nil {
+	if s.err == nil && s.r.t.Failed() && res.Err == nil {
 		// A step failed at the prompt: the user saw it; the run still
 		// did not pass.
 		res.Err = &Error{Msg: "a step failed during the session"}

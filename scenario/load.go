@@ -136,6 +136,14 @@ func lint(f *syntax.File, globals starlark.StringDict) error {
 			if !hasAttr(dot.Name.Name) {
 				found = &Error{Pos: dot.Name.NamePos, Msg: unknownVerb(id.Name, dot.Name.Name)}
 			}
+		case *hostValue:
+			if v := globals[id.Name].(*hostValue); !v.hasAttr(dot.Name.Name) {
+				msg := fmt.Sprintf("host %s has no verb .%s", id.Name, dot.Name.Name)
+				if s := closest(dot.Name.Name, v.AttrNames()); s != "" {
+					msg += fmt.Sprintf(" (did you mean .%s?)", s)
+				}
+				found = &Error{Pos: dot.Name.NamePos, Msg: msg}
+			}
 		case *networkValue:
 			if !hasNetworkAttr(dot.Name.Name) {
 				msg := fmt.Sprintf("network %s has no verb .%s", id.Name, dot.Name.Name)

@@ -1,7 +1,9 @@
 package scenario
 
 import (
+	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path"
 	"sort"
@@ -32,12 +34,28 @@ func (mv *machineValue) Freeze()               {}
 func (mv *machineValue) Truth() starlark.Bool  { return starlark.True }
 func (mv *machineValue) Hash() (uint32, error) { return starlark.String(mv.decl.Name).Hash() }
 
-// Attr returns the verb called name, or the machine's name for .name.
+// machineFields are the attributes of a machine that are values, not
+// verbs.
+var machineFields = []string{"name", "addr", "addr6"}
+
+// Attr returns the verb called name, the machine's name for .name, or its
+// address on its first network for .addr and .addr6 (None without one).
 // An unknown name gives Starlark's own "has no .x field or method" error,
 // with a spelling suggestion from AttrNames.
 func (mv *machineValue) Attr(name string) (starlark.Value, error) {
-	if name == "name" {
+	switch name {
+	case "name":
 		return starlark.String(mv.decl.Name), nil
+	case "addr", "addr6":
+		// As in Go, asking fixes the numbering: the testbed is made.
+		if _, err := mv.r.bind(); err != nil {
+			return nil, err
+		}
+		a := mv.m.Addr()
+		if name == "addr6" {
+			a = mv.m.Addr6()
+		}
+		return addrValue(a), nil
 	}
 	v, ok := verbs[name]
 	if !ok {
@@ -48,9 +66,9 @@ func (mv *machineValue) Attr(name string) (starlark.Value, error) {
 	}), nil
 }
 
-// AttrNames lists the verbs and name.
+// AttrNames lists the verbs and fields.
 func (mv *machineValue) AttrNames() []string {
-	names := []string{"name"}
+	names := append([]string(nil), machineFields...)
 	for n := range verbs {
 		names = append(names, n)
 	}
@@ -60,7 +78,16 @@ func (mv *machineValue) AttrNames() []string {
 
 func hasAttr(name string) bool {
 	_, ok := verbs[name]
-	return ok || name == "name"
+	return ok || contains(machineFields, name)
+}
+
+// addrValue is an address as Starlark sees it: a string, or None for the
+// zero address (a machine without networks, or with manual addresses).
+func addrValue(a netip.Addr) starlark.Value {
+	if !a.IsValid() {
+		return starlark.None
+	}
+	return starlark.String(a.String())
 }
 
 func unknownVerb(machine, name string) string {
@@ -83,26 +110,38 @@ func closest(name string, candidates []string) string {
 	return best
 }
 
-// machineBuiltin is machine(name, memory=, cpus=, files=, modules=,
-// kernel_args=, boot_timeout=, networks=, manual_addresses=, packages=,
-// lock_file=).
+// machineBuiltin is machine(name, memory=, cpus=, files=, packages=,
+// lock_file=, modules=, kernel_args=, kernel=, modules_dir=, initrd=,
+// boot_timeout=, networks=, manual_addresses=, qemu_args=, services=,
+// disks=, debian=): the fields of shakedown.MachineConfig, in snake_case
+// (memory and cpus for MemoryMiB and CPUs), and trust=[ca(), ...], the CAs
+// whose files (trustFiles) join files=. Host paths are from the
+// scenario's directory.
 func (r *runner) machineBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var (
-		name                string
-		memory, bootTimeout starlark.Value = starlark.None, starlark.None
-		cpus                int
-		files               *starlark.Dict
-		modules, kargs      starlark.Iterable
-		networks            starlark.Iterable
-		manual              bool
-		packages            starlark.Iterable
-		lockFile            string
+		name                     string
+		memory, bootTimeout      starlark.Value = starlark.None, starlark.None
+		cpus                     int
+		files                    *starlark.Dict
+		modules, kargs, qemuArgs starlark.Iterable
+		networks                 starlark.Iterable
+		manual                   bool
+		packages                 starlark.Iterable
+		lockFile                 string
+		kernel, modulesDir       string
+		initrd                   string
+		services, disks          starlark.Iterable
+		debian                   starlark.Value = starlark.None
+		trust                    starlark.Iterable
 	)
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs,
 		"name", &name, "memory?", &memory, "cpus?", &cpus, "files?", &files,
 		"modules?", &modules, "kernel_args?", &kargs, "boot_timeout?", &bootTimeout,
 		"networks?", &networks, "manual_addresses?", &manual,
-		"packages?", &packages, "lock_file?", &lockFile); err != nil {
+		"packages?", &packages, "lock_file?", &lockFile,
+		"kernel?", &kernel, "modules_dir?", &modulesDir, "initrd?", &initrd,
+		"qemu_args?", &qemuArgs, "services?", &services, "disks?", &disks, "debian?", &debian,
+		"trust?", &trust); err != nil {
 		return nil, err
 	}
 	if err := shakedown.CheckName("machine", name); err != nil {
@@ -110,6 +149,9 @@ func (r *runner) machineBuiltin(thread *starlark.Thread, b *starlark.Builtin, ar
 	}
 	if prev, dup := r.byName[name]; dup {
 		return nil, fmt.Errorf("machine %s declared twice (first at %s)", name, prev.decl.Pos)
+	}
+	if hv, clash := r.hostByName[name]; clash {
+		return nil, fmt.Errorf("machine %s: host %s has that name (declared at %s); names go in /etc/hosts, so they must differ", name, name, hv.pos)
 	}
 	var cfg shakedown.MachineConfig
 	var err error
@@ -129,6 +171,9 @@ func (r *runner) machineBuiltin(thread *starlark.Thread, b *starlark.Builtin, ar
 	if cfg.KernelArgs, err = stringList(kargs); err != nil {
 		return nil, fmt.Errorf("machine %s: kernel_args: %w", name, err)
 	}
+	if cfg.QEMUArgs, err = stringList(qemuArgs); err != nil {
+		return nil, fmt.Errorf("machine %s: qemu_args: %w", name, err)
+	}
 	if cfg.BootTimeout, err = parseDuration(bootTimeout); err != nil {
 		return nil, fmt.Errorf("machine %s: boot_timeout: %w", name, err)
 	}
@@ -138,11 +183,48 @@ func (r *runner) machineBuiltin(thread *starlark.Thread, b *starlark.Builtin, ar
 	if cfg.Packages, err = stringList(packages); err != nil {
 		return nil, fmt.Errorf("machine %s: packages: %w", name, err)
 	}
-	if lockFile != "" {
-		// Beside the scenario, like its files, so that it is committed
-		// with it.
-		cfg.LockFile = r.sc.hostPath(lockFile)
+	for _, p := range []struct {
+		kw        string
+		src       string
+		dst       *string
+		mayBeMiss bool
+	}{{"lock_file", lockFile, &cfg.LockFile, true}, {"kernel", kernel, &cfg.Kernel, false},
+		{"modules_dir", modulesDir, &cfg.ModulesDir, false}, {"initrd", initrd, &cfg.Initrd, false}} {
+		if p.src == "" {
+			continue
+		}
+		// Beside the scenario, like its files, so that they are
+		// committed with it. A lock file need not exist: the first
+		// build writes it.
+		*p.dst = r.sc.hostPath(p.src)
+		if _, err := os.Stat(*p.dst); err != nil && !p.mayBeMiss {
+			return nil, fmt.Errorf("machine %s: %s: %w", name, p.kw, err)
+		}
 	}
+	if cfg.Services, err = configList[shakedown.Service](services, "service"); err != nil {
+		return nil, fmt.Errorf("machine %s: services: %w", name, err)
+	}
+	if err := checkServices(cfg.Services); err != nil {
+		return nil, fmt.Errorf("machine %s: services: %w", name, err)
+	}
+	if cfg.Disks, err = configList[shakedown.Disk](disks, "disk"); err != nil {
+		return nil, fmt.Errorf("machine %s: disks: %w", name, err)
+	}
+	if debian != starlark.None {
+		d, err := configOf[shakedown.DebianSystem](debian, "debian")
+		if err != nil {
+			return nil, fmt.Errorf("machine %s: debian: %w", name, err)
+		}
+		cfg.Debian = &d
+	}
+	if err := checkConfig(cfg); err != nil {
+		return nil, fmt.Errorf("machine %s: %w", name, err)
+	}
+	tf, err := trustFiles(trust, cfg.Debian != nil)
+	if err != nil {
+		return nil, fmt.Errorf("machine %s: trust: %w", name, err)
+	}
+	cfg.Files = append(cfg.Files, tf...)
 	cfg.ManualAddresses = manual
 	if manual && len(cfg.Networks) == 0 {
 		return nil, fmt.Errorf("machine %s: manual_addresses=True without networks", name)
@@ -152,6 +234,26 @@ func (r *runner) machineBuiltin(thread *starlark.Thread, b *starlark.Builtin, ar
 		return nil, err
 	}
 	return mv, nil
+}
+
+// checkConfig rejects, in the scenario's words, the combinations of
+// keywords that the testbed would reject when it declares the machine.
+func checkConfig(cfg shakedown.MachineConfig) error {
+	switch {
+	case cfg.Initrd != "" && cfg.LockFile != "":
+		return errors.New("lock_file= pins the packages shakedown installs; a machine with its own initrd= has none: leave out lock_file")
+	case cfg.Initrd != "" && len(cfg.Services) > 0:
+		return errors.New("services= need shakedown's initramfs, whose agent supervises them; with initrd= set, the image's own init runs them")
+	case cfg.Debian == nil:
+		return nil
+	case cfg.Kernel != "" || cfg.Initrd != "":
+		return errors.New("a debian= machine boots Debian's kernel with its own initramfs: leave out kernel= and initrd=")
+	case len(cfg.Packages) > 0:
+		return errors.New("packages= are the initramfs's: a debian= machine takes them in debian(packages=[...])")
+	case len(cfg.Services) > 0:
+		return errors.New("a debian= machine runs systemd units: declare them in debian(units={...}), not services=")
+	}
+	return nil
 }
 
 // parseMemory takes MiB as an int, or a string with a unit: "512M",
@@ -186,9 +288,9 @@ func parseMemory(v starlark.Value) (int, error) {
 	return 0, fmt.Errorf("got %s, want an int of MiB or a string such as \"1G\"", v.Type())
 }
 
-// parseFiles reads files={guest: host path or bytes}. A string is a host
-// file or directory, relative to the scenario's directory; bytes are the
-// content itself.
+// parseFiles reads files={guest: host path, bytes or file(...)}. A string
+// is a host file or directory, relative to the scenario's directory; bytes
+// are the content itself; file() sets the mode too.
 func (r *runner) parseFiles(d *starlark.Dict) ([]shakedown.File, error) {
 	if d == nil {
 		return nil, nil
@@ -208,8 +310,11 @@ func (r *runner) parseFiles(d *starlark.Dict) ([]shakedown.File, error) {
 			}
 		case starlark.Bytes:
 			f.Data = []byte(v)
+		case *configValue[shakedown.File]:
+			f = v.v
+			f.Guest = guest
 		default:
-			return nil, fmt.Errorf("%s: got %s, want a host path (string) or content (bytes, b\"...\")", guest, v.Type())
+			return nil, fmt.Errorf("%s: got %s, want a host path (string), content (bytes, b\"...\") or file(...)", guest, v.Type())
 		}
 		files = append(files, f)
 	}
@@ -265,7 +370,7 @@ func parseDuration(v starlark.Value) (time.Duration, error) {
 }
 
 // Describe summarises the declaration in one line: memory, CPUs, files,
-// modules and kernel arguments.
+// modules, kernel arguments, Debian, services, disks and networks.
 func (d Declaration) Describe() string {
 	mem, cpus := d.Config.MemoryMiB, d.Config.CPUs
 	if mem == 0 {
@@ -283,6 +388,22 @@ func (d Declaration) Describe() string {
 	}
 	if len(d.Config.KernelArgs) > 0 {
 		s += ", kernel args " + strings.Join(d.Config.KernelArgs, " ")
+	}
+	if d.Config.Debian != nil {
+		s += ", Debian"
+		if d.Config.Debian.Suite != "" {
+			s += " " + d.Config.Debian.Suite
+		}
+	}
+	if len(d.Config.Services) > 0 {
+		var names []string
+		for _, svc := range d.Config.Services {
+			names = append(names, svc.Name)
+		}
+		s += ", services " + strings.Join(names, " ")
+	}
+	if len(d.Config.Disks) > 0 {
+		s += fmt.Sprintf(", %d disk(s)", len(d.Config.Disks))
 	}
 	if len(d.Config.Networks) > 0 {
 		s += ", networks " + strings.Join(d.Config.Networks, " ")

@@ -36,12 +36,48 @@ var networkVerbs = map[string]func(nv *networkValue, thread *starlark.Thread, na
 	"impair":            (*networkValue).impair,
 	"impair_pair":       (*networkValue).impairPair,
 	"clear_impairments": (*networkValue).clear,
+	"host":              (*networkValue).host,
+	"partition":         (*networkValue).partition,
+	"heal":              (*networkValue).heal,
 }
 
-// Attr returns a verb, or the network's name for .name.
+// peerValue is a machine or a host: what faults single out.
+type peerValue interface {
+	starlark.Value
+	peerName() string
+	// peer is the Go handle, bound once the testbed is made.
+	peer() shakedown.Peer
+	// on reports whether the peer is on the network.
+	on(network string) bool
+}
+
+func (mv *machineValue) peerName() string       { return mv.decl.Name }
+func (mv *machineValue) peer() shakedown.Peer   { return mv.m }
+func (mv *machineValue) on(network string) bool { return contains(mv.decl.Config.Networks, network) }
+func (hv *hostValue) peerName() string          { return hv.name }
+func (hv *hostValue) peer() shakedown.Peer      { return hv.h }
+func (hv *hostValue) on(network string) bool    { return hv.net.name == network }
+
+// asPeer reads a machine or a host; what names the argument in errors.
+func asPeer(what string, v starlark.Value) (peerValue, error) {
+	p, ok := v.(peerValue)
+	if !ok {
+		return nil, fmt.Errorf("%s: got %s, want machine or host", what, v.Type())
+	}
+	return p, nil
+}
+
+// Attr returns a verb, the network's name for .name, or its v in
+// 192.168.v.n for .number (which, as an address does, makes the testbed).
 func (nv *networkValue) Attr(name string) (starlark.Value, error) {
-	if name == "name" {
+	switch name {
+	case "name":
 		return starlark.String(nv.name), nil
+	case "number":
+		if _, err := nv.r.bind(); err != nil {
+			return nil, err
+		}
+		return starlark.MakeInt(nv.n.Number()), nil
 	}
 	f, ok := networkVerbs[name]
 	if !ok {
@@ -52,9 +88,9 @@ func (nv *networkValue) Attr(name string) (starlark.Value, error) {
 	}), nil
 }
 
-// AttrNames lists the verbs and name.
+// AttrNames lists the verbs and fields.
 func (nv *networkValue) AttrNames() []string {
-	names := []string{"name"}
+	names := []string{"name", "number"}
 	for n := range networkVerbs {
 		names = append(names, n)
 	}
@@ -64,7 +100,7 @@ func (nv *networkValue) AttrNames() []string {
 
 func hasNetworkAttr(name string) bool {
 	_, ok := networkVerbs[name]
-	return ok || name == "name"
+	return ok || name == "name" || name == "number"
 }
 
 // networkBuiltin is network(name, mtu=, capture=, seed=).
@@ -95,9 +131,11 @@ func (r *runner) networkBuiltin(thread *starlark.Thread, b *starlark.Builtin, ar
 	r.networks = append(r.networks, nv)
 	r.netByName[name] = nv
 	if r.tb != nil {
-		if msg, failed := catch(func() { nv.n = r.tb.Network(nv.name, nv.opts) }); failed {
-			return nil, fmt.Errorf("%s", msg)
+		n, err := r.tb.NetworkE(nv.name, nv.opts)
+		if err != nil {
+			return nil, err
 		}
+		nv.n = n
 	}
 	return nv, nil
 }
@@ -183,6 +221,10 @@ func impairment(what string, kwargs []starlark.Tuple) (shakedown.Impairment, err
 		return imp, fmt.Errorf("%s: rate: %w", what, err)
 	}
 	imp.Seed = uint64(seed)
+	// The switch's own rule, checked before anything boots.
+	if err := imp.Validate(); err != nil {
+		return imp, fmt.Errorf("%s: %w", what, err)
+	}
 	return imp, nil
 }
 
@@ -244,49 +286,49 @@ func parseRate(v starlark.Value) (int64, error) {
 	return 0, fmt.Errorf("got %s, want a rate such as \"10mbit\"", v.Type())
 }
 
-// impair is net.impair(machine, loss=, delay=, ...): the machine's link to
-// this network, both ways; without options it clears the impairment.
+// impair is net.impair(peer, loss=, delay=, ...): the link of a machine or
+// host to this network, both ways; without options it clears the
+// impairment.
 func (nv *networkValue) impair(thread *starlark.Thread, name string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	if len(args) != 1 {
-		return nil, fmt.Errorf("%s: got %d positional arguments, want 1: the machine", name, len(args))
+		return nil, fmt.Errorf("%s: got %d positional arguments, want 1: the machine or host", name, len(args))
 	}
-	mv, ok := args[0].(*machineValue)
-	if !ok {
-		return nil, fmt.Errorf("%s: for parameter machine: got %s, want machine", name, args[0].Type())
+	p, err := asPeer(name+": for parameter peer", args[0])
+	if err != nil {
+		return nil, err
 	}
 	imp, err := impairment(name, kwargs)
 	if err != nil {
 		return nil, err
 	}
-	if !contains(mv.decl.Config.Networks, nv.name) {
-		return nil, fmt.Errorf("%s: machine %s is not on network %s", name, mv.decl.Name, nv.name)
+	if !p.on(nv.name) {
+		return nil, fmt.Errorf("%s: %s %s is not on network %s", name, p.Type(), p.peerName(), nv.name)
 	}
-	return nv.r.step(name, "", fmt.Sprintf("%s: impair %s %s", nv.name, mv.decl.Name, describeImpairment(imp)), func() starlark.Value {
-		nv.n.Impair(mv.m, imp)
-		return starlark.None
+	return nv.r.step(name, "", fmt.Sprintf("%s: impair %s %s", nv.name, p.peerName(), describeImpairment(imp)), func() (starlark.Value, error) {
+		return starlark.None, nv.n.ImpairE(p.peer(), imp)
 	})
 }
 
-// impairPair is net.impair_pair(a, b, loss=, ...): frames from a to b.
+// impairPair is net.impair_pair(a, b, loss=, ...): frames from a to b,
+// machines or hosts.
 func (nv *networkValue) impairPair(thread *starlark.Thread, name string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	if len(args) != 2 {
-		return nil, fmt.Errorf("%s: got %d positional arguments, want 2: from and to machines", name, len(args))
+		return nil, fmt.Errorf("%s: got %d positional arguments, want 2: from and to machines or hosts", name, len(args))
 	}
-	var ms [2]*machineValue
+	var ps [2]peerValue
 	for i, a := range args {
-		mv, ok := a.(*machineValue)
-		if !ok {
-			return nil, fmt.Errorf("%s: for parameter %d: got %s, want machine", name, i+1, a.Type())
+		p, err := asPeer(fmt.Sprintf("%s: for parameter %d", name, i+1), a)
+		if err != nil {
+			return nil, err
 		}
-		ms[i] = mv
+		ps[i] = p
 	}
 	imp, err := impairment(name, kwargs)
 	if err != nil {
 		return nil, err
 	}
-	return nv.r.step(name, "", fmt.Sprintf("%s: impair %s -> %s %s", nv.name, ms[0].decl.Name, ms[1].decl.Name, describeImpairment(imp)), func() starlark.Value {
-		nv.n.ImpairPair(ms[0].m, ms[1].m, imp)
-		return starlark.None
+	return nv.r.step(name, "", fmt.Sprintf("%s: impair %s -> %s %s", nv.name, ps[0].peerName(), ps[1].peerName(), describeImpairment(imp)), func() (starlark.Value, error) {
+		return starlark.None, nv.n.ImpairPairE(ps[0].peer(), ps[1].peer(), imp)
 	})
 }
 
@@ -295,9 +337,8 @@ func (nv *networkValue) clear(thread *starlark.Thread, name string, args starlar
 	if err := starlark.UnpackArgs(name, args, kwargs); err != nil {
 		return nil, err
 	}
-	return nv.r.step(name, "", nv.name+": clear impairments", func() starlark.Value {
-		nv.n.ClearImpairments()
-		return starlark.None
+	return nv.r.step(name, "", nv.name+": clear impairments", func() (starlark.Value, error) {
+		return starlark.None, nv.n.ClearImpairmentsE()
 	})
 }
 
@@ -321,43 +362,86 @@ func describeImpairment(imp shakedown.Impairment) string {
 	return strings.Join(parts, " ")
 }
 
-// partition is partition([a], [b, c]): the groups cannot reach each other
-// on any network until heal().
+// partition is partition([a], [b, c]): the groups of machines and hosts
+// cannot reach each other on any network until heal().
 func (r *runner) partition(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	groups, title, err := peerGroups(b.Name(), args, kwargs)
+	if err != nil {
+		return nil, err
+	}
+	return r.step(b.Name(), "", "partition "+title, func() (starlark.Value, error) {
+		return starlark.None, r.tb.PartitionE(bindGroups(groups)...)
+	})
+}
+
+// partition is net.partition([a], [b, c]): partition() on this network
+// only; a peer in no group still reaches all.
+func (nv *networkValue) partition(thread *starlark.Thread, name string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	groups, title, err := peerGroups(name, args, kwargs)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range groups {
+		for _, p := range g {
+			if !p.on(nv.name) {
+				return nil, fmt.Errorf("%s: %s %s is not on network %s", name, p.Type(), p.peerName(), nv.name)
+			}
+		}
+	}
+	return nv.r.step(name, "", nv.name+": partition "+title, func() (starlark.Value, error) {
+		return starlark.None, nv.n.PartitionE(bindGroups(groups)...)
+	})
+}
+
+// heal is net.heal(): end this network's partition.
+func (nv *networkValue) heal(thread *starlark.Thread, name string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if err := starlark.UnpackArgs(name, args, kwargs); err != nil {
+		return nil, err
+	}
+	return nv.r.step(name, "", nv.name+": heal", func() (starlark.Value, error) {
+		return starlark.None, nv.n.HealE()
+	})
+}
+
+// peerGroups reads the groups of partition(): at least two lists of
+// machines and hosts. title shows them as "[a] [b c]".
+func peerGroups(name string, args starlark.Tuple, kwargs []starlark.Tuple) ([][]peerValue, string, error) {
 	if len(kwargs) > 0 {
-		return nil, fmt.Errorf("%s: unexpected keyword argument %s", b.Name(), kwargs[0][0])
+		return nil, "", fmt.Errorf("%s: unexpected keyword argument %s", name, kwargs[0][0])
 	}
 	if len(args) < 2 {
-		return nil, fmt.Errorf("%s: got %d groups, want at least 2 lists of machines", b.Name(), len(args))
+		return nil, "", fmt.Errorf("%s: got %d groups, want at least 2 lists of machines or hosts", name, len(args))
 	}
-	groups := make([][]*machineValue, len(args))
+	groups := make([][]peerValue, len(args))
 	var titles []string
 	for i, a := range args {
 		it, ok := a.(starlark.Iterable)
 		if !ok || a.Type() == "string" {
-			return nil, fmt.Errorf("%s: for group %d: got %s, want a list of machines", b.Name(), i+1, a.Type())
+			return nil, "", fmt.Errorf("%s: for group %d: got %s, want a list of machines or hosts", name, i+1, a.Type())
 		}
 		var names []string
 		for _, v := range iterValues(it) {
-			mv, ok := v.(*machineValue)
-			if !ok {
-				return nil, fmt.Errorf("%s: in group %d: got %s, want machine", b.Name(), i+1, v.Type())
+			p, err := asPeer(fmt.Sprintf("%s: in group %d", name, i+1), v)
+			if err != nil {
+				return nil, "", err
 			}
-			groups[i] = append(groups[i], mv)
-			names = append(names, mv.decl.Name)
+			groups[i] = append(groups[i], p)
+			names = append(names, p.peerName())
 		}
 		titles = append(titles, "["+strings.Join(names, " ")+"]")
 	}
-	return r.step(b.Name(), "", "partition "+strings.Join(titles, " "), func() starlark.Value {
-		gs := make([][]shakedown.Peer, len(groups))
-		for i, g := range groups {
-			for _, mv := range g {
-				gs[i] = append(gs[i], mv.m)
-			}
+	return groups, strings.Join(titles, " "), nil
+}
+
+// bindGroups turns the groups into the testbed's peers, once it exists.
+func bindGroups(groups [][]peerValue) [][]shakedown.Peer {
+	gs := make([][]shakedown.Peer, len(groups))
+	for i, g := range groups {
+		for _, p := range g {
+			gs[i] = append(gs[i], p.peer())
 		}
-		r.tb.Partition(gs...)
-		return starlark.None
-	})
+	}
+	return gs
 }
 
 // heal is heal(): end a partition.
@@ -365,9 +449,8 @@ func (r *runner) heal(thread *starlark.Thread, b *starlark.Builtin, args starlar
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
 		return nil, err
 	}
-	return r.step(b.Name(), "", "heal", func() starlark.Value {
-		r.tb.Heal()
-		return starlark.None
+	return r.step(b.Name(), "", "heal", func() (starlark.Value, error) {
+		return starlark.None, r.tb.HealE()
 	})
 }
 

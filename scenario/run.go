@@ -2,7 +2,6 @@ package scenario
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -48,7 +47,7 @@ type runner struct {
 	mode        mode
 	opts        RunOptions
 	log         *Log
-	t           *runT
+	t           *shakedown.RunT
 	thread      *starlark.Thread
 	predeclared starlark.StringDict
 	tb          *shakedown.Testbed
@@ -56,6 +55,8 @@ type runner struct {
 	byName      map[string]*machineValue
 	networks    []*networkValue
 	netByName   map[string]*networkValue
+	hosts       []*hostValue
+	hostByName  map[string]*hostValue
 	steps       int
 	res         *Result
 	open        []int // indexes in res.Cases of the subtests running
@@ -65,16 +66,33 @@ type runner struct {
 func newRunner(sc *Scenario, m mode, opts RunOptions) *runner {
 	r := &runner{sc: sc, mode: m, opts: opts, log: opts.Log,
 		byName: map[string]*machineValue{}, netByName: map[string]*networkValue{},
-		res: &Result{Path: sc.Path}}
-	r.t = &runT{name: strings.TrimSuffix(filepath.Base(sc.Path), ".star"), log: r.log}
+		hostByName: map[string]*hostValue{},
+		res:        &Result{Path: sc.Path}}
+	r.t = &shakedown.RunT{RunName: strings.TrimSuffix(filepath.Base(sc.Path), ".star"),
+		Log: func(line string) { r.log.Printf("%s", line) }}
 	r.predeclared = starlark.StringDict{
-		"machine":   starlark.NewBuiltin("machine", r.machineBuiltin),
-		"start_all": starlark.NewBuiltin("start_all", r.startAll),
-		"subtest":   starlark.NewBuiltin("subtest", r.subtest),
-		"log":       starlark.NewBuiltin("log", r.logBuiltin),
-		"network":   starlark.NewBuiltin("network", r.networkBuiltin),
-		"partition": starlark.NewBuiltin("partition", r.partition),
-		"heal":      starlark.NewBuiltin("heal", r.heal),
+		"machine":       starlark.NewBuiltin("machine", r.machineBuiltin),
+		"start_all":     starlark.NewBuiltin("start_all", r.startAll),
+		"subtest":       starlark.NewBuiltin("subtest", r.subtest),
+		"log":           starlark.NewBuiltin("log", r.logBuiltin),
+		"network":       starlark.NewBuiltin("network", r.networkBuiltin),
+		"partition":     starlark.NewBuiltin("partition", r.partition),
+		"heal":          starlark.NewBuiltin("heal", r.heal),
+		"accel":         starlark.NewBuiltin("accel", r.accel),
+		"output_dir":    starlark.NewBuiltin("output_dir", r.outputDir),
+		"service":       starlark.NewBuiltin("service", serviceBuiltin),
+		"readiness":     starlark.NewBuiltin("readiness", readinessBuiltin),
+		"disk":          starlark.NewBuiltin("disk", r.diskBuiltin),
+		"debian":        starlark.NewBuiltin("debian", debianBuiltin),
+		"file":          starlark.NewBuiltin("file", r.fileBuiltin),
+		"dns_stub":      starlark.NewBuiltin("dns_stub", r.dnsStubBuiltin),
+		"ca":            starlark.NewBuiltin("ca", caBuiltin),
+		"pdns_api":      starlark.NewBuiltin("pdns_api", r.pdnsAPIBuiltin),
+		"dhcp_stub":     starlark.NewBuiltin("dhcp_stub", r.dhcpStubBuiltin),
+		"udhcpc_script": starlark.NewBuiltin("udhcpc_script", udhcpcScriptBuiltin),
+		"acme_stub":     starlark.NewBuiltin("acme_stub", r.acmeStubBuiltin),
+		"web_stub":      starlark.NewBuiltin("web_stub", r.webStubBuiltin),
+		"registry_stub": starlark.NewBuiltin("registry_stub", r.registryStubBuiltin),
 	}
 	return r
 }
@@ -119,7 +137,7 @@ func (r *runner) begin() (end func(error)) {
 func (r *runner) finish(err error, end func(error)) *Result {
 	res := r.res
 	if err != nil {
-		r.t.failed = true
+		r.t.Fail()
 		e := asError(err)
 		res.Err = e
 		if !r.recorded {
@@ -130,8 +148,8 @@ func (r *runner) finish(err error, end func(error)) *Result {
 	if r.opts.Hold != nil && r.tb != nil {
 		r.opts.Hold(r.tb, res.Err)
 	}
-	r.t.cleanup()
-	if r.tb != nil && r.t.failed {
+	r.t.Close()
+	if r.tb != nil && r.t.Failed() {
 		res.OutputDir = r.tb.OutputDir()
 	}
 	res.Steps = r.steps
@@ -167,19 +185,24 @@ func (r *runner) declare(mv *machineValue) error {
 	if r.tb == nil {
 		return nil
 	}
-	if msg, failed := catch(func() { mv.m = r.tb.Machine(mv.decl.Name, mv.decl.Config) }); failed {
-		return errors.New(msg)
+	m, err := r.tb.MachineE(mv.decl.Name, mv.decl.Config)
+	if err != nil {
+		return err
 	}
+	mv.m = m
 	return nil
 }
 
-// testbed makes the testbed at the first step and declares the networks
-// and machines known so far. It fails through Fatalf, inside the step that needed it.
-func (r *runner) testbed() *shakedown.Testbed {
+// testbed makes the testbed at the first step and declares the networks,
+// machines and hosts known so far; its error fails the step that needed it.
+func (r *runner) testbed() (*shakedown.Testbed, error) {
 	if r.tb != nil {
-		return r.tb
+		return r.tb, nil
 	}
-	tb := shakedown.New(r.t, r.opts.Testbed)
+	tb, err := shakedown.NewE(r.t, r.opts.Testbed)
+	if err != nil {
+		return nil, err
+	}
 	r.tb = tb
 	// Starlark code that loops without calling a verb still ends at the
 	// testbed's global deadline.
@@ -189,30 +212,58 @@ func (r *runner) testbed() *shakedown.Testbed {
 	})
 	r.t.Cleanup(func() { stop() })
 	for _, nv := range r.networks {
-		nv.n = tb.Network(nv.name, nv.opts)
+		if nv.n, err = tb.NetworkE(nv.name, nv.opts); err != nil {
+			return nil, err
+		}
 	}
 	for _, mv := range r.machines {
-		mv.m = tb.Machine(mv.decl.Name, mv.decl.Config)
+		if mv.m, err = tb.MachineE(mv.decl.Name, mv.decl.Config); err != nil {
+			return nil, err
+		}
 	}
-	return tb
+	// After the machines, so that a host's picked number is one no
+	// machine declared so far holds.
+	for _, hv := range r.hosts {
+		if err := hv.bind(); err != nil {
+			return nil, err
+		}
+	}
+	// After the hosts, so that the stand-ins hold every name.
+	for _, hv := range r.hosts {
+		if hv.dns != nil {
+			if err := hv.addTestbedRecords(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return tb, nil
+}
+
+// bind makes the testbed, for what needs the Go handles without being a
+// step (a machine's or host's address); in the load pass it stops the
+// program there, as a step does.
+func (r *runner) bind() (*shakedown.Testbed, error) {
+	if r.mode == loading {
+		return nil, errStepsBegin
+	}
+	return r.testbed()
 }
 
 // step runs one step: a verb or start_all. In the load pass it stops the
-// program instead. A Fatalf inside becomes the error Starlark sees, named
+// program instead. The verb's error becomes the error Starlark sees, named
 // after the builtin that issued it.
-func (r *runner) step(builtin, machine, title string, do func() starlark.Value) (v starlark.Value, err error) {
+func (r *runner) step(builtin, machine, title string, do func() (starlark.Value, error)) (v starlark.Value, err error) {
 	if r.mode == loading {
 		return nil, errStepsBegin
 	}
 	r.steps++
 	end := r.log.section(title, true)
 	defer func() { end(err) }()
-	msg, failed := catch(func() {
-		r.testbed()
-		v = do()
-	})
-	if failed {
-		return nil, &stepError{verb: builtin, msg: machineMsg(machine, msg)}
+	if _, err := r.testbed(); err != nil {
+		return nil, &stepError{verb: builtin, msg: err.Error()}
+	}
+	if v, err = do(); err != nil {
+		return nil, &stepError{verb: builtin, msg: stepMessage(machine, err)}
 	}
 	return v, nil
 }
@@ -228,7 +279,7 @@ func (r *runner) verb(thread *starlark.Thread, mv *machineValue, name string, v 
 	if err != nil {
 		return nil, err
 	}
-	return r.step(name, mv.decl.Name, title, func() starlark.Value {
+	return r.step(name, mv.decl.Name, title, func() (starlark.Value, error) {
 		m := mv.m
 		if timeout > 0 {
 			m = m.WithTimeout(timeout)
@@ -242,9 +293,8 @@ func (r *runner) startAll(thread *starlark.Thread, b *starlark.Builtin, args sta
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
 		return nil, err
 	}
-	return r.step(b.Name(), "", "start_all", func() starlark.Value {
-		r.testbed().StartAll()
-		return starlark.None
+	return r.step(b.Name(), "", "start_all", func() (starlark.Value, error) {
+		return starlark.None, r.tb.StartAllE()
 	})
 }
 
@@ -282,6 +332,34 @@ func (r *runner) subtest(thread *starlark.Thread, b *starlark.Builtin, args star
 	}
 	end(err)
 	return v, err
+}
+
+// accel is accel(): the accelerator the machines run under, "kvm" or
+// "tcg" (Testbed.Accel), for timeouts that depend on it; "" without a
+// usable QEMU. It makes the testbed, as a step does.
+func (r *runner) accel(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
+		return nil, err
+	}
+	tb, err := r.bind()
+	if err != nil {
+		return nil, err
+	}
+	return starlark.String(tb.Accel()), nil
+}
+
+// outputDir is output_dir(): the testbed's artifacts directory
+// (Testbed.OutputDir), kept when the scenario fails; what must outlive a
+// passing run goes to copy_from_vm's directory instead.
+func (r *runner) outputDir(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
+		return nil, err
+	}
+	tb, err := r.bind()
+	if err != nil {
+		return nil, err
+	}
+	return starlark.String(tb.OutputDir()), nil
 }
 
 // logBuiltin is log(*args): print at the current depth, as print() does.

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/shakedown-dev/shakedown"
+	"github.com/shakedown-dev/shakedown/internal/testenv"
 )
 
 // These runs call no verb, so they make no testbed and need no QEMU.
@@ -107,6 +111,144 @@ func TestLogColour(t *testing.T) {
 	for _, want := range []string{bold + "subtest: x" + reset, "  inside\n  and more\n", dim + "(finished: subtest: x, in "} {
 		if !strings.Contains(got, want) {
 			t.Errorf("log %q lacks %q", got, want)
+		}
+	}
+}
+
+// TestRunHosts: a testbed of networks and hosts boots nothing, so the
+// host verbs, their addresses and the faults that name them run here.
+func TestRunHosts(t *testing.T) {
+	sc, err := load(t, "hosts", `
+lan = network("lan")
+api = lan.host("api", number = 10)
+db = lan.host("db")
+
+def test():
+    api.block()
+    api.unblock()
+    lan.impair(api, loss = 5)
+    lan.impair_pair(api, db, delay = "10ms")
+    lan.clear_impairments()
+    lan.partition([api], [db])
+    lan.heal()
+    partition([api], [db])
+    heal()
+    if api.number != 10 or api.addr != "192.168.%d.10" % lan.number or api.addr6 != "2001:db8:%d::10" % lan.number:
+        fail("api: got %d %s %s" % (api.number, api.addr, api.addr6))
+    if db.number != 253:
+        fail("db: got number %d, want 253, the highest free" % db.number)
+    late = lan.host("late")
+    log("late is", late.addr, "in", output_dir())
+`)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	var out bytes.Buffer
+	res := sc.Run(RunOptions{Log: &Log{W: &out, Steps: true}, Testbed: shakedown.Options{OutputDir: t.TempDir()}})
+	if !res.Passed() {
+		t.Fatalf("failed: %v\n%s", res.Err, out.String())
+	}
+	for _, want := range []string{"api: block\n", "lan: impair api -> db delay=10ms\n", "lan: partition [api] [db]\n", "late is 192.168."} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// TestRunUnitsExample boots the units example: services declared with
+// service() and driven with the unit verbs, through the runner.
+func TestRunUnitsExample(t *testing.T) {
+	testenv.NeedVM(t)
+	sc, err := Load("../examples/units.star")
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	var out bytes.Buffer
+	res := sc.Run(RunOptions{Log: &Log{W: &out, Steps: true}, Testbed: shakedown.Options{Timeout: 5 * time.Minute}})
+	if !res.Passed() {
+		t.Fatalf("failed: %v\n%s", res.Err, out.String())
+	}
+	for _, want := range []string{
+		`web: wait_for_unit "client.service"`,
+		`web: require_unit_state "web" "active"`,
+		`web: systemctl "stop web"`,
+		"(finished: subtest: web stops and starts again, in ",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// TestRunReferenceExample runs the reference suite, examples/reference.star:
+// every stand-in with real clients in guests, across two VLANs and a
+// router. Its subtests must all pass, each named in the log.
+func TestRunReferenceExample(t *testing.T) {
+	testenv.NeedDebian(t)
+	if testing.Short() {
+		t.Skip("downloads Debian packages; skipped with -short")
+	}
+	sc, err := Load("../examples/reference.star")
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	var out bytes.Buffer
+	res := sc.Run(RunOptions{Log: &Log{W: &out, Steps: true}, Testbed: shakedown.Options{Timeout: 20 * time.Minute}})
+	if !res.Passed() {
+		t.Fatalf("failed: %v\n%s", res.Err, out.String())
+	}
+	for _, want := range []string{
+		"(finished: subtest: machines take their addresses from DHCP, in ",
+		"(finished: subtest: the office resolves the test domain across the router, in ",
+		"(finished: subtest: web gets a certificate by HTTP-01 (certbot), in ",
+		"(finished: subtest: web gets a certificate by DNS-01 through the PowerDNS API (lego), in ",
+		"(finished: subtest: the office fetches over HTTPS by name and verifies the chain, in ",
+		"(finished: subtest: node pulls from the registry with containerd, in ",
+		"(finished: subtest: DNS fails, then recovers, in ",
+		"(finished: subtest: the DHCP server goes away, then comes back, in ",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// TestRunDNSStub: the DNS stand-in's verbs, on a testbed that boots
+// nothing; a machine's queries are the Go package's tests' (dnsnet).
+func TestRunDNSStub(t *testing.T) {
+	sc, err := load(t, "dns", `
+lan = network("lan")
+api = lan.host("api")
+ns = dns_stub(lan, "ns", zones = {"example.test.": ["www A 192.0.2.1", "www AAAA 2001:db8::1"]},
+    records = ["mail.example.test. A 192.0.2.25"])
+
+def test():
+    ns.add("db.example.test. A 192.0.2.5")
+    ns.remove("www.example.test.", "AAAA")
+    ns.set_fault("www.example.test.", rcode = "SERVFAIL", times = 1)
+    ns.set_fault("db.example.test.", drop = True, types = ["AAAA"])
+    ns.clear_fault("www.example.test.")
+    ns.clear_fault()
+    if ns.queries(name = "www.example.test.", type = "A") != []:
+        fail("queries before any: got %r" % ns.queries())
+    if not ns.addr.startswith("192.168."):
+        fail("ns.addr: got %r" % ns.addr)
+    ns.remove("nothing.example.test.")
+`)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	var out bytes.Buffer
+	res := sc.Run(RunOptions{Log: &Log{W: &out, Steps: true}, Testbed: shakedown.Options{OutputDir: t.TempDir()}})
+	if res.Passed() {
+		t.Fatalf("passed, want the last remove to fail:\n%s", out.String())
+	}
+	if got, want := res.Summary(), "testdata/dns.star:18:14: ns.remove: remove nothing.example.test. []: no such record"; !strings.HasPrefix(got, want) {
+		t.Errorf("got %q, want it to start with %q", got, want)
+	}
+	for _, want := range []string{"ns: add db.example.test. A 192.0.2.5\n", "ns: set fault www.example.test. ", "ns: queries "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, out.String())
 		}
 	}
 }

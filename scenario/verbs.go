@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"go.starlark.net/starlark"
+	"go.starlark.net/starlarkstruct"
 
 	"github.com/shakedown-dev/shakedown"
 )
@@ -18,7 +19,7 @@ import (
 // returns the step's title and what the step does. Unpacking runs in the
 // load pass too, so that wrong arguments to a top-level step fail before
 // anything boots.
-type verbFunc func(c *verbCall) (title string, do func(m *shakedown.Machine) starlark.Value, err error)
+type verbFunc func(c *verbCall) (title string, do func(m *shakedown.Machine) (starlark.Value, error), err error)
 
 // verbCall is one call of a verb from Starlark.
 type verbCall struct {
@@ -57,50 +58,52 @@ const maxTitleArg = 100
 // also takes timeout=, which bounds its waits and commands
 // (Machine.WithTimeout).
 var verbs = map[string]verbFunc{
-	"start":             power("start", (*shakedown.Machine).Start),
-	"shutdown":          power("shutdown", (*shakedown.Machine).Shutdown),
-	"crash":             power("crash", (*shakedown.Machine).Crash),
-	"reboot":            power("reboot", (*shakedown.Machine).Reboot),
-	"wait_for_shutdown": power("wait_for_shutdown", (*shakedown.Machine).WaitForShutdown),
+	"start":             power("start", (*shakedown.Machine).StartE),
+	"shutdown":          power("shutdown", (*shakedown.Machine).ShutdownE),
+	"crash":             power("crash", func(m *shakedown.Machine) error { m.Crash(); return nil }),
+	"reboot":            power("reboot", (*shakedown.Machine).RebootE),
+	"wait_for_shutdown": power("wait_for_shutdown", (*shakedown.Machine).WaitForShutdownE),
 
-	"execute": func(c *verbCall) (string, func(*shakedown.Machine) starlark.Value, error) {
+	"execute": func(c *verbCall) (string, func(*shakedown.Machine) (starlark.Value, error), error) {
 		var cmd string
 		if err := c.unpack("cmd", &cmd); err != nil {
 			return "", nil, err
 		}
-		return c.title("execute", cmd), func(m *shakedown.Machine) starlark.Value {
-			status, out := m.Execute(cmd)
-			return starlark.Tuple{starlark.MakeInt(status), starlark.String(out)}
+		return c.title("execute", cmd), func(m *shakedown.Machine) (starlark.Value, error) {
+			status, out, err := m.ExecuteE(cmd)
+			if err != nil {
+				return nil, err
+			}
+			return starlark.Tuple{starlark.MakeInt(status), starlark.String(out)}, nil
 		}, nil
 	},
-	"succeed":             commands("succeed", (*shakedown.Machine).Succeed),
-	"fail":                commands("fail", (*shakedown.Machine).Fail),
-	"wait_until_succeeds": command("wait_until_succeeds", (*shakedown.Machine).WaitUntilSucceeds),
-	"wait_until_fails":    command("wait_until_fails", (*shakedown.Machine).WaitUntilFails),
+	"exec":                execVerb,
+	"succeed":             commands("succeed", (*shakedown.Machine).SucceedE),
+	"fail":                commands("fail", (*shakedown.Machine).FailE),
+	"wait_until_succeeds": command("wait_until_succeeds", (*shakedown.Machine).WaitUntilSucceedsE),
+	"wait_until_fails":    command("wait_until_fails", (*shakedown.Machine).WaitUntilFailsE),
 
-	"wait_for_file": func(c *verbCall) (string, func(*shakedown.Machine) starlark.Value, error) {
+	"wait_for_file": func(c *verbCall) (string, func(*shakedown.Machine) (starlark.Value, error), error) {
 		var p string
 		if err := c.unpack("path", &p); err != nil {
 			return "", nil, err
 		}
-		return c.title("wait_for_file", p), func(m *shakedown.Machine) starlark.Value {
-			m.WaitForFile(p)
-			return starlark.None
+		return c.title("wait_for_file", p), func(m *shakedown.Machine) (starlark.Value, error) {
+			return starlark.None, m.WaitForFileE(p)
 		}, nil
 	},
-	"wait_for_open_port":   port("wait_for_open_port", (*shakedown.Machine).WaitForOpenPort),
-	"wait_for_closed_port": port("wait_for_closed_port", (*shakedown.Machine).WaitForClosedPort),
-	"wait_for_open_unix_socket": func(c *verbCall) (string, func(*shakedown.Machine) starlark.Value, error) {
+	"wait_for_open_port":   port("wait_for_open_port", (*shakedown.Machine).WaitForOpenPortE),
+	"wait_for_closed_port": port("wait_for_closed_port", (*shakedown.Machine).WaitForClosedPortE),
+	"wait_for_open_unix_socket": func(c *verbCall) (string, func(*shakedown.Machine) (starlark.Value, error), error) {
 		var p string
 		if err := c.unpack("path", &p); err != nil {
 			return "", nil, err
 		}
-		return c.title("wait_for_open_unix_socket", p), func(m *shakedown.Machine) starlark.Value {
-			m.WaitForOpenUnixSocket(p)
-			return starlark.None
+		return c.title("wait_for_open_unix_socket", p), func(m *shakedown.Machine) (starlark.Value, error) {
+			return starlark.None, m.WaitForOpenUnixSocketE(p)
 		}, nil
 	},
-	"wait_for_console_text": func(c *verbCall) (string, func(*shakedown.Machine) starlark.Value, error) {
+	"wait_for_console_text": func(c *verbCall) (string, func(*shakedown.Machine) (starlark.Value, error), error) {
 		var pattern string
 		if err := c.unpack("regex", &pattern); err != nil {
 			return "", nil, err
@@ -108,12 +111,13 @@ var verbs = map[string]verbFunc{
 		if _, err := regexp.Compile(pattern); err != nil {
 			return "", nil, fmt.Errorf("%s: %w", c.name, err)
 		}
-		return c.title("wait_for_console_text", pattern), func(m *shakedown.Machine) starlark.Value {
-			return starlark.String(m.WaitForConsoleText(pattern))
+		return c.title("wait_for_console_text", pattern), func(m *shakedown.Machine) (starlark.Value, error) {
+			match, err := m.WaitForConsoleTextE(pattern)
+			return starlark.String(match), err
 		}, nil
 	},
 
-	"copy_from_host": func(c *verbCall) (string, func(*shakedown.Machine) starlark.Value, error) {
+	"copy_from_host": func(c *verbCall) (string, func(*shakedown.Machine) (starlark.Value, error), error) {
 		var src, dst string
 		if err := c.unpack("src", &src, "dst", &dst); err != nil {
 			return "", nil, err
@@ -122,12 +126,11 @@ var verbs = map[string]verbFunc{
 			return "", nil, fmt.Errorf("%s: dst %q: want an absolute guest path", c.name, dst)
 		}
 		host := c.r.sc.hostPath(src)
-		return c.title("copy_from_host", src, dst), func(m *shakedown.Machine) starlark.Value {
-			m.CopyTo(host, dst)
-			return starlark.None
+		return c.title("copy_from_host", src, dst), func(m *shakedown.Machine) (starlark.Value, error) {
+			return starlark.None, m.CopyToE(host, dst)
 		}, nil
 	},
-	"copy_from_vm": func(c *verbCall) (string, func(*shakedown.Machine) starlark.Value, error) {
+	"copy_from_vm": func(c *verbCall) (string, func(*shakedown.Machine) (starlark.Value, error), error) {
 		var src, dst string
 		if err := c.unpack("src", &src, "dst?", &dst); err != nil {
 			return "", nil, err
@@ -139,17 +142,23 @@ var verbs = map[string]verbFunc{
 		// output; the copy keeps the guest file's name.
 		rel := filepath.Join(dst, path.Base(src))
 		keep := c.r.opts.KeepDir
-		return c.title("copy_from_vm", src), func(m *shakedown.Machine) starlark.Value {
+		return c.title("copy_from_vm", src), func(m *shakedown.Machine) (starlark.Value, error) {
 			host := rel
 			if keep != "" {
 				host = filepath.Join(keep, rel)
 			}
-			return starlark.String(m.CopyFrom(src, host))
+			p, err := m.CopyFromE(src, host)
+			return starlark.String(p), err
 		}, nil
 	},
-	"block":   blockVerb("block", (*shakedown.Machine).Block),
-	"unblock": blockVerb("unblock", (*shakedown.Machine).Unblock),
-	"forward_port": func(c *verbCall) (string, func(*shakedown.Machine) starlark.Value, error) {
+	"wait_for_unit":      waitForUnit,
+	"systemctl":          systemctl,
+	"unit_state":         unitState,
+	"require_unit_state": requireUnitState,
+
+	"block":   blockVerb("block", (*shakedown.Machine).BlockE),
+	"unblock": blockVerb("unblock", (*shakedown.Machine).UnblockE),
+	"forward_port": func(c *verbCall) (string, func(*shakedown.Machine) (starlark.Value, error), error) {
 		var p int
 		if err := c.unpack("port", &p); err != nil {
 			return "", nil, err
@@ -157,35 +166,109 @@ var verbs = map[string]verbFunc{
 		if p < 1 || p > 65535 {
 			return "", nil, fmt.Errorf("%s: port %d: want 1 to 65535", c.name, p)
 		}
-		return c.title("forward_port", p), func(m *shakedown.Machine) starlark.Value {
-			return starlark.String(m.ForwardPort(p))
+		return c.title("forward_port", p), func(m *shakedown.Machine) (starlark.Value, error) {
+			addr, err := m.ForwardPortE(p)
+			return starlark.String(addr), err
 		}, nil
 	},
-	"screenshot": func(c *verbCall) (string, func(*shakedown.Machine) starlark.Value, error) {
+	"pid": func(c *verbCall) (string, func(*shakedown.Machine) (starlark.Value, error), error) {
+		if err := c.unpack(); err != nil {
+			return "", nil, err
+		}
+		return c.title("pid"), func(m *shakedown.Machine) (starlark.Value, error) {
+			return starlark.MakeInt(m.PID()), nil
+		}, nil
+	},
+	"screenshot": func(c *verbCall) (string, func(*shakedown.Machine) (starlark.Value, error), error) {
 		var name string
 		if err := c.unpack("name", &name); err != nil {
 			return "", nil, err
 		}
 		keep := c.r.opts.KeepDir
-		return c.title("screenshot", name), func(m *shakedown.Machine) starlark.Value {
-			p := m.Screenshot(name)
-			if keep == "" {
-				return starlark.String(p)
+		return c.title("screenshot", name), func(m *shakedown.Machine) (starlark.Value, error) {
+			p, err := m.ScreenshotE(name)
+			if err != nil || keep == "" {
+				return starlark.String(p), err
 			}
 			kept, err := keepCopy(p, keep)
 			if err != nil {
-				c.r.t.Fatalf("%s: keep screenshot: %v", c.machine, err)
+				return nil, fmt.Errorf("keep screenshot: %w", err)
 			}
-			return starlark.String(kept)
+			return starlark.String(kept), nil
 		}, nil
 	},
+}
+
+// execVerb is exec(cmd, env=, dir=, stdin=): Machine.Exec, which runs a
+// command with its environment, directory and input and returns what it
+// left, as a struct of status, signal, stdout and stderr; a non-zero status
+// is not a failure.
+func execVerb(c *verbCall) (string, func(*shakedown.Machine) (starlark.Value, error), error) {
+	var (
+		cmd, dir string
+		env      *starlark.Dict
+		stdin    starlark.Value = starlark.None
+	)
+	if err := c.unpack("cmd", &cmd, "env?", &env, "dir?", &dir, "stdin?", &stdin); err != nil {
+		return "", nil, err
+	}
+	command := shakedown.Command{Cmd: cmd, Dir: dir}
+	var err error
+	if command.Env, err = stringDict(env); err != nil {
+		return "", nil, fmt.Errorf("%s: env: %w", c.name, err)
+	}
+	if dir != "" && !path.IsAbs(dir) {
+		return "", nil, fmt.Errorf("%s: dir %q: want an absolute guest path", c.name, dir)
+	}
+	var input string
+	switch v := stdin.(type) {
+	case starlark.NoneType:
+	case starlark.String:
+		input = string(v)
+	case starlark.Bytes:
+		input = string(v)
+	default:
+		return "", nil, fmt.Errorf("%s: stdin: got %s, want a string or bytes", c.name, stdin.Type())
+	}
+	return c.title("exec", cmd), func(m *shakedown.Machine) (starlark.Value, error) {
+		if stdin != starlark.None {
+			command.Stdin = strings.NewReader(input)
+		}
+		res, err := m.Exec(command)
+		if err != nil {
+			return nil, err
+		}
+		return starlarkstruct.FromStringDict(starlark.String("result"), starlark.StringDict{
+			"status": starlark.MakeInt(res.Status),
+			"signal": starlark.String(res.Signal),
+			"stdout": starlark.String(res.Stdout),
+			"stderr": starlark.String(res.Stderr),
+		}), nil
+	}, nil
+}
+
+// stringDict reads a dict of strings to strings.
+func stringDict(d *starlark.Dict) (map[string]string, error) {
+	if d == nil || d.Len() == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, item := range d.Items() {
+		k, ok1 := starlark.AsString(item[0])
+		v, ok2 := starlark.AsString(item[1])
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("got %s: %s, want strings to strings", item[0].Type(), item[1].Type())
+		}
+		out[k] = v
+	}
+	return out, nil
 }
 
 // blockVerb makes block(*networks) and unblock(*networks): the machine's
 // links to the networks named (values or names), or to all of its
 // networks when none is.
-func blockVerb(verb string, f func(*shakedown.Machine, ...string)) verbFunc {
-	return func(c *verbCall) (string, func(*shakedown.Machine) starlark.Value, error) {
+func blockVerb(verb string, f func(*shakedown.Machine, ...string) error) verbFunc {
+	return func(c *verbCall) (string, func(*shakedown.Machine) (starlark.Value, error), error) {
 		if len(c.kwargs) > 0 {
 			return "", nil, fmt.Errorf("%s: unexpected keyword argument %s", c.name, c.kwargs[0][0])
 		}
@@ -206,43 +289,42 @@ func blockVerb(verb string, f func(*shakedown.Machine, ...string)) verbFunc {
 		for i, n := range nets {
 			args[i] = n
 		}
-		return c.title(verb, args...), func(m *shakedown.Machine) starlark.Value {
-			f(m, nets...)
-			return starlark.None
+		return c.title(verb, args...), func(m *shakedown.Machine) (starlark.Value, error) {
+			return starlark.None, f(m, nets...)
 		}, nil
 	}
 }
 
 // power makes a verb without arguments.
-func power(verb string, f func(*shakedown.Machine)) verbFunc {
-	return func(c *verbCall) (string, func(*shakedown.Machine) starlark.Value, error) {
+func power(verb string, f func(*shakedown.Machine) error) verbFunc {
+	return func(c *verbCall) (string, func(*shakedown.Machine) (starlark.Value, error), error) {
 		if err := c.unpack(); err != nil {
 			return "", nil, err
 		}
-		return c.title(verb), func(m *shakedown.Machine) starlark.Value {
-			f(m)
-			return starlark.None
+		return c.title(verb), func(m *shakedown.Machine) (starlark.Value, error) {
+			return starlark.None, f(m)
 		}, nil
 	}
 }
 
 // command makes a verb of one shell command that returns its output.
-func command(verb string, f func(*shakedown.Machine, string) string) verbFunc {
-	return func(c *verbCall) (string, func(*shakedown.Machine) starlark.Value, error) {
+func command(verb string, f func(*shakedown.Machine, string) (string, error)) verbFunc {
+	return func(c *verbCall) (string, func(*shakedown.Machine) (starlark.Value, error), error) {
 		var cmd string
 		if err := c.unpack("cmd", &cmd); err != nil {
 			return "", nil, err
 		}
-		return c.title(verb, cmd), func(m *shakedown.Machine) starlark.Value {
-			return starlark.String(f(m, cmd))
+		return c.title(verb, cmd), func(m *shakedown.Machine) (starlark.Value, error) {
+			out, err := f(m, cmd)
+			return starlark.String(out), err
 		}, nil
 	}
 }
 
 // commands makes a verb of one or more shell commands, run in turn, that
 // returns their outputs joined, as the NixOS driver's succeed(*commands).
-func commands(verb string, f func(*shakedown.Machine, string) string) verbFunc {
-	return func(c *verbCall) (string, func(*shakedown.Machine) starlark.Value, error) {
+func commands(verb string, f func(*shakedown.Machine, string) (string, error)) verbFunc {
+	return func(c *verbCall) (string, func(*shakedown.Machine) (starlark.Value, error), error) {
 		if len(c.kwargs) > 0 {
 			return "", nil, fmt.Errorf("%s: unexpected keyword argument %s", c.name, c.kwargs[0][0])
 		}
@@ -257,19 +339,23 @@ func commands(verb string, f func(*shakedown.Machine, string) string) verbFunc {
 			}
 			cmds[i] = string(s)
 		}
-		return c.title(verb, strings.Join(cmds, "; ")), func(m *shakedown.Machine) starlark.Value {
+		return c.title(verb, strings.Join(cmds, "; ")), func(m *shakedown.Machine) (starlark.Value, error) {
 			var out strings.Builder
 			for _, cmd := range cmds {
-				out.WriteString(f(m, cmd))
+				o, err := f(m, cmd)
+				if err != nil {
+					return nil, err
+				}
+				out.WriteString(o)
 			}
-			return starlark.String(out.String())
+			return starlark.String(out.String()), nil
 		}, nil
 	}
 }
 
 // port makes a verb of a TCP port and an optional address in the guest.
-func port(verb string, f func(*shakedown.Machine, int, ...string)) verbFunc {
-	return func(c *verbCall) (string, func(*shakedown.Machine) starlark.Value, error) {
+func port(verb string, f func(*shakedown.Machine, int, ...string) error) verbFunc {
+	return func(c *verbCall) (string, func(*shakedown.Machine) (starlark.Value, error), error) {
 		var p int
 		var addr starlark.Value = starlark.None
 		if err := c.unpack("port", &p, "addr?", &addr); err != nil {
@@ -290,9 +376,8 @@ func port(verb string, f func(*shakedown.Machine, int, ...string)) verbFunc {
 		for _, a := range addrs {
 			args = append(args, a)
 		}
-		return c.title(verb, args...), func(m *shakedown.Machine) starlark.Value {
-			f(m, p, addrs...)
-			return starlark.None
+		return c.title(verb, args...), func(m *shakedown.Machine) (starlark.Value, error) {
+			return starlark.None, f(m, p, addrs...)
 		}, nil
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/signal"
@@ -12,12 +13,15 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/shakedown-dev/shakedown"
+	"github.com/shakedown-dev/shakedown/image/busybox"
 	"github.com/shakedown-dev/shakedown/image/cache"
+	"github.com/shakedown-dev/shakedown/image/deb"
+	"github.com/shakedown-dev/shakedown/image/debian"
+	"github.com/shakedown-dev/shakedown/image/kernel"
 	"github.com/shakedown-dev/shakedown/image/pkgset"
 )
 
@@ -29,11 +33,13 @@ commands:
   build --debian [--suite S] [--mirror URL] [--packages a,b] [--lock FILE]
                                          build a full Debian system's root disk (mmdebstrap, root);
                                          with a lock, from exactly the locked .debs, byte for byte
-  ls                                     list cached images (initramfs, debian-rootfs, debian-disk)
-                                         with sizes on disk, ages and packages
-  gc [--older-than 7d]                   remove cached images not used for that long (a Debian
-                                         disk is self-contained: removing its rootfs only costs
-                                         a rebuild when a new disk needs it)
+  ls [--kind K]                          list the cache: images, their locks, Debian disks and root
+                                         file systems, kernels, .debs, ... with sizes on disk, last
+                                         use and what each is
+  gc [--older-than 7d] [-n]              remove cache entries of every kind not used for that long
+                                         (every build marks what it uses; a Debian disk is
+                                         self-contained: removing its rootfs only costs a rebuild
+                                         when a new disk needs it)
 `
 
 // imageBuildTimeout bounds a build: apt look-ups, downloads of a kernel,
@@ -174,98 +180,167 @@ func debianBuild(ctx context.Context, d *shakedown.DebianSystem, opts shakedown.
 	return nil
 }
 
-// imageKinds are the cache kinds that image ls and gc cover: initramfs
-// images (with their locks), and the root file system tarballs and disk
-// images of Debian machines.
-var imageKinds = []string{shakedown.ImageKind, shakedown.DebianRootfsKind, shakedown.DebianDiskKind}
-
-// cachedImage is one image in the cache.
-type cachedImage struct {
-	kind    string
-	key     string
-	size    int64     // bytes on disk: Debian disks are sparse
-	used    time.Time // mtime: builds touch initramfs and disk images on every cache hit
-	request []string
+// kindOrder is the order in which image ls shows the cache's kinds: what
+// machines boot first, then what it is made from. Kinds not listed here
+// follow, by name.
+var kindOrder = []string{
+	shakedown.ImageKind, shakedown.LockKind,
+	debian.DiskKind, debian.RootfsKind, debian.LockKind,
+	kernel.CacheKind, busybox.CacheKind, pkgset.TreeKind, deb.CacheKind,
 }
 
-func listImages(c *cache.Cache) ([]cachedImage, error) {
-	var out []cachedImage
-	for _, kind := range imageKinds {
-		imgs, err := listKind(c, kind)
-		if err != nil {
-			return nil, err
+func kindRank(kind string) int {
+	if i := slices.Index(kindOrder, kind); i >= 0 {
+		return i
+	}
+	return len(kindOrder)
+}
+
+// sortForListing orders entries by kind (see kindOrder), then the most
+// recently used first.
+func sortForListing(es []cache.Entry) {
+	slices.SortStableFunc(es, func(a, b cache.Entry) int {
+		if c := kindRank(a.Kind) - kindRank(b.Kind); c != 0 {
+			return c
 		}
-		out = append(out, imgs...)
-	}
-	slices.SortFunc(out, func(a, b cachedImage) int { return b.used.Compare(a.used) })
-	return out, nil
+		if c := strings.Compare(a.Kind, b.Kind); c != 0 {
+			return c
+		}
+		return b.Used.Compare(a.Used)
+	})
 }
 
-func listKind(c *cache.Cache, kind string) ([]cachedImage, error) {
-	ents, err := os.ReadDir(filepath.Join(c.Root, kind))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+// describer says what cache entries are, for image ls: the packages of an
+// image or a root file system from the lock kept beside it, what a lock
+// is the lock of, and the file a kernel or .deb entry holds. It reads
+// entries by their listed paths, which is not a use.
+type describer struct {
+	locks map[string]*pkgset.Lock // "kind/key" of lock entries
+}
+
+func newDescriber(es []cache.Entry) describer {
+	d := describer{locks: map[string]*pkgset.Lock{}}
+	for _, e := range es {
+		if e.Kind != shakedown.LockKind && e.Kind != debian.LockKind {
+			continue
+		}
+		if l, err := pkgset.ReadLock(e.Path); err == nil {
+			d.locks[e.Kind+"/"+e.Key] = l
+		}
 	}
-	if err != nil {
-		return nil, err
+	return d
+}
+
+// lockSummary is "curl,jq (32 packages)" for a lock.
+func lockSummary(l *pkgset.Lock) string {
+	req := strings.Join(l.Request, ",")
+	if req == "" {
+		req = "no packages requested"
 	}
-	var out []cachedImage
+	return fmt.Sprintf("%s (%d packages)", req, len(l.Packages))
+}
+
+func (d describer) describe(e cache.Entry) string {
+	switch e.Kind {
+	case shakedown.ImageKind:
+		if l := d.locks[shakedown.LockKind+"/"+e.Key]; l != nil {
+			return "initramfs: " + lockSummary(l)
+		}
+		return "initramfs without packages (a Debian machine's, or its lock is gone)"
+	case shakedown.LockKind:
+		return d.describeLock(e, "initramfs")
+	case debian.DiskKind:
+		return "Debian root disk (self-contained)"
+	case debian.RootfsKind:
+		if l := d.locks[debian.LockKind+"/"+e.Key]; l != nil {
+			return "Debian root file system: " + lockSummary(l)
+		}
+		return "Debian root file system"
+	case debian.LockKind:
+		return d.describeLock(e, debian.RootfsKind)
+	case kernel.CacheKind:
+		if v := firstName(filepath.Join(e.Path, "boot"), "vmlinuz-"); v != "" {
+			return "kernel " + strings.TrimPrefix(v, "vmlinuz-")
+		}
+		return "kernel"
+	case busybox.CacheKind:
+		return "bin/busybox of " + busybox.Package
+	case pkgset.TreeKind:
+		return "unpacked .deb"
+	case deb.CacheKind:
+		if n := firstName(e.Path, ""); strings.HasSuffix(n, ".deb") {
+			return n
+		}
+		return ".deb"
+	}
+	return "-"
+}
+
+// firstName is the first name in dir with the prefix, or "".
+func firstName(dir, prefix string) string {
+	ents, _ := os.ReadDir(dir) // a description, not worth an error
 	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), ".") || strings.HasSuffix(e.Name(), ".removing") || !e.Type().IsRegular() {
-			continue // locks dir, temp files and entries being removed
+		if strings.HasPrefix(e.Name(), prefix) {
+			return e.Name()
 		}
-		fi, err := e.Info()
-		if err != nil {
-			continue // removed meanwhile
-		}
-		img := cachedImage{kind: kind, key: e.Name(), size: fi.Size(), used: fi.ModTime()}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			img.size = st.Blocks * 512
-		}
-		if kind == shakedown.ImageKind {
-			if p, ok := c.Lookup(shakedown.LockKind, e.Name()); ok {
-				if l, err := pkgset.ReadLock(p); err == nil {
-					img.request = l.Request
-				}
-			}
-		}
-		out = append(out, img)
 	}
-	return out, nil
+	return ""
 }
+
+// describeLock describes a lock entry, which is keyed like the entry of
+// kind it pins.
+func (d describer) describeLock(e cache.Entry, of string) string {
+	if l := d.locks[e.Kind+"/"+e.Key]; l != nil {
+		return "lock of " + of + " " + shortKey(e.Key) + ": " + lockSummary(l)
+	}
+	return "lock of " + of + " " + shortKey(e.Key) + " (unreadable)"
+}
+
+func shortKey(k string) string { return k[:min(len(k), 12)] }
 
 func imageLs(args []string) error {
 	flags := flag.NewFlagSet("image ls", flag.ExitOnError)
 	cacheDir := flags.String("cache", "", "cache directory (default $SHAKEDOWN_CACHE or the user cache)")
+	kind := flags.String("kind", "", "list only this kind (e.g. initramfs, debian-rootfs, deb)")
 	flags.Parse(args)
 	c, err := cache.Open(*cacheDir)
 	if err != nil {
 		return err
 	}
-	imgs, err := listImages(c)
-	if err != nil {
+	if err := listCache(os.Stdout, c, *kind, time.Now()); err != nil {
 		return fmt.Errorf("image ls: %w", err)
 	}
-	w := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(w, "KIND\tKEY\tSIZE\tUSED\tPACKAGES")
-	var total int64
-	for _, img := range imgs {
-		total += img.size
-		pk := strings.Join(img.request, ",")
-		if pk == "" {
-			pk = "-"
-		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s ago\t%s\n", img.kind, img.key[:min(16, len(img.key))], mib(img.size), age(time.Since(img.used)), pk)
+	return nil
+}
+
+// listCache writes the table of image ls: the entries of kind, or of every
+// kind for "", with ages as of now.
+func listCache(w io.Writer, c *cache.Cache, kind string, now time.Time) error {
+	es, err := c.Entries()
+	if err != nil {
+		return err
 	}
-	w.Flush()
-	fmt.Printf("%d images, %s in %s\n", len(imgs), mib(total), c.Root)
+	d := newDescriber(es)
+	if kind != "" {
+		es = slices.DeleteFunc(es, func(e cache.Entry) bool { return e.Kind != kind })
+	}
+	sortForListing(es)
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "KIND\tKEY\tSIZE\tUSED\tWHAT")
+	var total int64
+	for _, e := range es {
+		total += e.Size
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s ago\t%s\n", e.Kind, e.Key[:min(16, len(e.Key))], onDisk(e.Size), age(now.Sub(e.Used)), d.describe(e))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d entries, %s in %s\n", len(es), onDisk(total), c.Root)
 	return nil
 }
 
 func imageGC(args []string) error {
 	flags := flag.NewFlagSet("image gc", flag.ExitOnError)
 	cacheDir := flags.String("cache", "", "cache directory (default $SHAKEDOWN_CACHE or the user cache)")
-	olderThan := flags.String("older-than", "7d", "remove images not used for this long (e.g. 7d, 12h, 0 for all)")
+	olderThan := flags.String("older-than", "7d", "remove entries not used for this long (e.g. 7d, 12h; 0 removes everything, also what running tests are about to use)")
 	dryRun := flags.Bool("n", false, "only say what would be removed")
 	flags.Parse(args)
 	d, err := parseAge(*olderThan)
@@ -276,33 +351,40 @@ func imageGC(args []string) error {
 	if err != nil {
 		return err
 	}
-	imgs, err := listImages(c)
-	if err != nil {
+	if err := collectCache(os.Stdout, c, d, *dryRun, time.Now()); err != nil {
 		return fmt.Errorf("image gc: %w", err)
 	}
-	var n int
-	var freed int64
-	for _, img := range imgs {
-		if time.Since(img.used) < d {
-			continue
-		}
-		fmt.Printf("remove %s/%s (%s, used %s ago)\n", img.kind, img.key, mib(img.size), age(time.Since(img.used)))
-		if *dryRun {
-			continue
-		}
-		if err := c.Remove(img.kind, img.key); err != nil {
-			return fmt.Errorf("image gc: %w", err)
-		}
-		if img.kind == shakedown.ImageKind {
-			if err := c.Remove(shakedown.LockKind, img.key); err != nil {
-				return fmt.Errorf("image gc: %w", err)
-			}
-		}
-		n++
-		freed += img.size
-	}
-	fmt.Printf("removed %d images, %s freed\n", n, mib(freed))
 	return nil
+}
+
+// collectCache removes the entries of every kind not used in the span d
+// before now (with dryRun, only says which) and writes what it does.
+func collectCache(w io.Writer, c *cache.Cache, d time.Duration, dryRun bool, now time.Time) error {
+	cutoff := now.Add(-d)
+	var gone []cache.Entry
+	var err error
+	if dryRun {
+		gone, err = c.Entries()
+		gone = slices.DeleteFunc(gone, func(e cache.Entry) bool { return !e.Used.Before(cutoff) })
+	} else {
+		// Entries that fail to go are in err; the others are gone.
+		gone, err = c.Collect(cutoff)
+	}
+	var freed int64
+	verb := "removed"
+	if dryRun {
+		verb = "would remove"
+	}
+	for _, e := range gone {
+		freed += e.Size
+		if e.Leftover {
+			fmt.Fprintf(w, "%s %s (%s, left half done by a process that died)\n", verb, e.Path, onDisk(e.Size))
+			continue
+		}
+		fmt.Fprintf(w, "%s %s/%s (%s, used %s ago)\n", verb, e.Kind, e.Key, onDisk(e.Size), age(now.Sub(e.Used)))
+	}
+	fmt.Fprintf(w, "%s %d entries, %s\n", verb, len(gone), onDisk(freed))
+	return err
 }
 
 // parseAge parses a duration that may also be in days ("7d").
@@ -325,6 +407,15 @@ func parseAge(s string) (time.Duration, error) {
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// onDisk is a size on disk as image ls and gc show it: in KiB below a MiB,
+// where locks and small entries are, so that they do not read 0.0 MiB.
+func onDisk(n int64) string {
+	if n < 1<<20 {
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return mib(n)
+}
 
 func age(d time.Duration) string {
 	switch {

@@ -75,29 +75,62 @@ func demo(args []string) error {
 	timeout := fs.Duration("timeout", 10*time.Minute, "global deadline")
 	fs.Parse(args)
 
-	return run("demo", *verbose, func(t shakedown.T) {
-		tb := shakedown.New(t, shakedown.Options{Timeout: *timeout, QuietConsole: !*verbose})
-		began := time.Now()
-		m := tb.Machine("demo", shakedown.MachineConfig{
-			Files: []shakedown.File{{Guest: "/etc/motd", Data: []byte("hello from a shakedown machine\n")}},
-		})
-		m.Start()
-		fmt.Printf("machine %q up in %.1fs under %s\n", m.Name(), time.Since(began).Seconds(), tb.Accel())
-		for _, cmd := range []string{
-			"uname -sr",
-			"cat /etc/motd",
-			"hostname",
-			"cat /proc/cpuinfo | grep -m1 'model name'",
-			"free -m | head -2",
-		} {
-			out := m.Succeed(cmd)
-			fmt.Printf("$ %s\n%s", cmd, indentOut(out))
+	t := &shakedown.RunT{RunName: "demo", Log: func(line string) {
+		// Console lines ("name # ...") only with -v; the rest always.
+		if *verbose || !strings.Contains(line, " # ") {
+			fmt.Fprintln(os.Stderr, line)
 		}
-		status, _ := m.Execute("exit 3")
-		fmt.Printf("$ exit 3\n  (status %d)\n", status)
-		m.Shutdown()
-		fmt.Printf("powered off; %.1fs in all\n", time.Since(began).Seconds())
+	}}
+	defer t.Close()
+	err := runDemo(t, *timeout, *verbose)
+	if err != nil {
+		t.Fail()
+		return fmt.Errorf("demo failed: %w", err)
+	}
+	return nil
+}
+
+// runDemo boots a machine, runs a few commands in it and powers it off,
+// printing what it sees.
+func runDemo(t *shakedown.RunT, timeout time.Duration, verbose bool) error {
+	tb, err := shakedown.NewE(t, shakedown.Options{Timeout: timeout, QuietConsole: !verbose})
+	if err != nil {
+		return err
+	}
+	began := time.Now()
+	m, err := tb.MachineE("demo", shakedown.MachineConfig{
+		Files: []shakedown.File{{Guest: "/etc/motd", Data: []byte("hello from a shakedown machine\n")}},
 	})
+	if err != nil {
+		return err
+	}
+	if err := m.StartE(); err != nil {
+		return err
+	}
+	fmt.Printf("machine %q up in %.1fs under %s\n", m.Name(), time.Since(began).Seconds(), tb.Accel())
+	for _, cmd := range []string{
+		"uname -sr",
+		"cat /etc/motd",
+		"hostname",
+		"cat /proc/cpuinfo | grep -m1 'model name'",
+		"free -m | head -2",
+	} {
+		out, err := m.SucceedE(cmd)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("$ %s\n%s", cmd, indentOut(out))
+	}
+	status, _, err := m.ExecuteE("exit 3")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("$ exit 3\n  (status %d)\n", status)
+	if err := m.ShutdownE(); err != nil {
+		return err
+	}
+	fmt.Printf("powered off; %.1fs in all\n", time.Since(began).Seconds())
+	return nil
 }
 
 func indentOut(s string) string {
@@ -105,53 +138,4 @@ func indentOut(s string) string {
 		return ""
 	}
 	return "  " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  ") + "\n"
-}
-
-// cliT is the T of a command-line run: Fatalf ends the run (through a
-// panic that run recovers), and cleanups run when it ends, as in go test.
-type cliT struct {
-	name     string
-	verbose  bool
-	failed   bool
-	cleanups []func()
-}
-
-type failNow struct{}
-
-func (t *cliT) Helper()      {}
-func (t *cliT) Name() string { return t.name }
-func (t *cliT) Failed() bool { return t.failed }
-func (t *cliT) Logf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	// Console lines ("name # ...") only with -v; the rest always.
-	if t.verbose || !strings.Contains(msg, " # ") {
-		fmt.Fprintln(os.Stderr, msg)
-	}
-}
-func (t *cliT) Fatalf(format string, args ...any) {
-	t.failed = true
-	fmt.Fprintf(os.Stderr, "FAIL: "+format+"\n", args...)
-	panic(failNow{})
-}
-func (t *cliT) Cleanup(f func()) { t.cleanups = append(t.cleanups, f) }
-
-// run runs body like a test: cleanups always run, in reverse order.
-func run(name string, verbose bool, body func(shakedown.T)) (err error) {
-	t := &cliT{name: name, verbose: verbose}
-	defer func() {
-		r := recover()
-		for i := len(t.cleanups) - 1; i >= 0; i-- {
-			t.cleanups[i]()
-		}
-		if r != nil {
-			if _, ok := r.(failNow); !ok {
-				panic(r)
-			}
-		}
-		if t.failed {
-			err = errors.New(name + " failed")
-		}
-	}()
-	body(t)
-	return nil
 }

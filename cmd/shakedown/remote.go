@@ -18,6 +18,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/shakedown-dev/shakedown"
+	"github.com/shakedown-dev/shakedown/control"
 )
 
 // `shakedown ls`, `shakedown ssh` and `shakedown proxy` reach the machines
@@ -70,7 +71,7 @@ func lsCmd(args []string) error {
 		fs.Usage()
 		os.Exit(2)
 	}
-	beds, err := shakedown.RunningTestbeds(*out)
+	beds, err := control.Running(*out)
 	if err != nil {
 		return err
 	}
@@ -96,7 +97,7 @@ func lsCmd(args []string) error {
 
 // target is a machine of a running testbed.
 type target struct {
-	bed     shakedown.TestbedState
+	bed     control.State
 	machine string
 }
 
@@ -111,7 +112,7 @@ func findTarget(parent, spec string) (target, error) {
 	if machine == "" {
 		return target{}, fmt.Errorf("%q: want [TESTBED/]MACHINE", spec)
 	}
-	beds, err := shakedown.RunningTestbeds(parent)
+	beds, err := control.Running(parent)
 	if err != nil {
 		return target{}, err
 	}
@@ -277,7 +278,7 @@ func proxyCmd(args []string) error {
 		return fmt.Errorf("testbed %s: %w", filepath.Base(tg.bed.Dir), err)
 	}
 	defer conn.Close()
-	if _, err := fmt.Fprintf(conn, "%s%s\n", shakedown.ControlHeader, tg.machine); err != nil {
+	if _, err := fmt.Fprintf(conn, "%s%s\n", control.Header, tg.machine); err != nil {
 		return err
 	}
 	var wg sync.WaitGroup

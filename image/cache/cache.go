@@ -1,5 +1,7 @@
 // Package cache owns shakedown's content-addressed on-disk cache of built and
-// downloaded artifacts; it imports only the standard library and x/sys/unix.
+// downloaded artifacts and their lifecycle: filling entries atomically,
+// recording their use, listing them and collecting those unused for a
+// while. It imports only the standard library and x/sys/unix.
 package cache
 
 import (
@@ -9,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,6 +24,12 @@ var ErrInvalidName = errors.New("invalid cache entry name")
 // e.g. "deb" or "kernel") and a key (a hex digest of what it was made from).
 // Entries are immutable once they exist: they appear atomically, complete, or
 // not at all, so readers never need a lock.
+//
+// Every hit (Dir, File or Lookup finding an entry) records the entry's use,
+// so that Collect removes what has not been used for a while, whichever
+// package made it, and never what is used every day. The use time is the
+// entry's mtime: entries are immutable, so nothing else changes it, while
+// atime is updated rarely or never on relatime and noatime mounts.
 type Cache struct {
 	// Root is the absolute path of the cache directory.
 	Root string
@@ -79,7 +88,8 @@ func notWritable(dir string, err error) error {
 // in one step, and when it fails tmp is removed, so no half-written entry is
 // ever visible. Concurrent callers for one entry, goroutines or separate
 // processes, are serialized by a lock file: one fills, the others wait and
-// then reuse its result. fill is not called when the entry already exists.
+// then reuse its result. fill is not called when the entry already exists;
+// returning it records its use.
 //
 // Files inside a directory entry are not fsynced (a kernel's modules are
 // thousands of files); after a host crash an entry may need Remove.
@@ -123,16 +133,34 @@ func (c *Cache) File(kind, key string, fill func(f *os.File) error) (string, err
 }
 
 // Lookup reports the path of the existing entry kind/key without creating
-// it. An invalid kind or key is reported as absent.
+// it, and records its use when it exists. An invalid kind or key is
+// reported as absent.
 func (c *Cache) Lookup(kind, key string) (string, bool) {
 	p, err := c.path(kind, key)
 	if err != nil {
 		return "", false
 	}
-	if _, err := os.Lstat(p); err != nil {
+	if !use(p) {
 		return "", false
 	}
 	return p, true
+}
+
+// use records that the entry at p is used now, by setting its mtime, and
+// reports whether the entry exists. An entry being removed (renamed aside)
+// is absent: the caller then fills it again under the lock, after the
+// removal. A cache this process may read but not mark (another user's, a
+// read-only mount) still serves its entries; they just age as if unused.
+func use(p string) bool {
+	err := os.Chtimes(p, time.Time{}, time.Now()) // zero atime: left as is
+	if err == nil {
+		return true
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	_, err = os.Lstat(p)
+	return err == nil
 }
 
 // Remove deletes the entry kind/key, for example when a cached file proves
@@ -148,18 +176,38 @@ func (c *Cache) Remove(kind, key string) error {
 		return err
 	}
 	defer unlock()
-	doomed := p + ".removing"
-	os.RemoveAll(doomed) // left by a Remove that died half way
-	if err := os.Rename(p, doomed); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		return fmt.Errorf("remove cache entry %s/%s: %w", kind, key, err)
-	}
-	if err := os.RemoveAll(doomed); err != nil {
+	if _, err := removeLocked(p, time.Time{}); err != nil {
 		return fmt.Errorf("remove cache entry %s/%s: %w", kind, key, err)
 	}
 	return nil
+}
+
+// removingSuffix marks an entry renamed aside to be deleted.
+const removingSuffix = ".removing"
+
+// removeLocked deletes the entry at p, whose lock the caller holds, unless
+// it was used at or after keepIfUsed (the zero time keeps nothing), and
+// reports whether it did. The entry is first renamed aside, so that it
+// vanishes at once rather than file by file, and so that its use time is
+// final when it is checked: a use recorded later finds no entry and waits
+// for the lock. An absent entry is not an error.
+func removeLocked(p string, keepIfUsed time.Time) (bool, error) {
+	doomed := p + removingSuffix
+	os.RemoveAll(doomed) // left by a removal that died half way
+	if err := os.Rename(p, doomed); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return false, err
+	}
+	if !keepIfUsed.IsZero() {
+		fi, err := os.Lstat(doomed)
+		if err == nil && !fi.ModTime().Before(keepIfUsed) {
+			// Used since it was listed: put it back.
+			return false, os.Rename(doomed, p)
+		}
+	}
+	return true, os.RemoveAll(doomed)
 }
 
 // fillEntry runs the shared part of Dir and File. create makes a temp entry
@@ -171,7 +219,7 @@ func (c *Cache) fillEntry(kind, key string, create func(kindDir, pattern string)
 		return "", err
 	}
 	// Fast path without the lock: an entry that exists is complete.
-	if _, err := os.Lstat(p); err == nil {
+	if use(p) {
 		return p, nil
 	}
 	unlock, err := c.lock(kind, key)
@@ -179,7 +227,7 @@ func (c *Cache) fillEntry(kind, key string, create func(kindDir, pattern string)
 		return "", err
 	}
 	defer unlock()
-	if _, err := os.Lstat(p); err == nil {
+	if use(p) {
 		return p, nil // another caller filled it while we waited
 	}
 	kindDir := filepath.Dir(p)
@@ -200,6 +248,7 @@ func (c *Cache) fillEntry(kind, key string, create func(kindDir, pattern string)
 		os.RemoveAll(tmp)
 		return "", fmt.Errorf("fill cache entry %s/%s: %w", kind, key, err)
 	}
+	use(p) // a fill is a use: the temp's mtime is when its last file was made
 	return p, nil
 }
 
@@ -252,21 +301,40 @@ var inProcess sync.Map // entry path -> *sync.Mutex
 // never deleted: unlinking one while another process waits on it would let
 // two holders in.
 func (c *Cache) lock(kind, key string) (unlock func(), err error) {
+	unlock, _, err = c.takeLock(kind, key, true)
+	return unlock, err
+}
+
+// tryLock is lock without waiting: ok is false when another goroutine or
+// process holds the lock.
+func (c *Cache) tryLock(kind, key string) (unlock func(), ok bool, err error) {
+	return c.takeLock(kind, key, false)
+}
+
+func (c *Cache) takeLock(kind, key string, wait bool) (unlock func(), ok bool, err error) {
 	lockDir := filepath.Join(c.Root, kind, ".lock")
 	if err := os.MkdirAll(lockDir, 0o755); err != nil {
-		return nil, fmt.Errorf("lock cache entry %s/%s: %w", kind, key, err)
+		return nil, false, fmt.Errorf("lock cache entry %s/%s: %w", kind, key, err)
 	}
 	name := filepath.Join(lockDir, key)
 	m, _ := inProcess.LoadOrStore(name, new(sync.Mutex))
 	mu := m.(*sync.Mutex)
-	mu.Lock()
+	how := unix.LOCK_EX
+	if wait {
+		mu.Lock()
+	} else {
+		if !mu.TryLock() {
+			return nil, false, nil
+		}
+		how |= unix.LOCK_NB
+	}
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		mu.Unlock()
-		return nil, fmt.Errorf("lock cache entry %s/%s: %w", kind, key, err)
+		return nil, false, fmt.Errorf("lock cache entry %s/%s: %w", kind, key, err)
 	}
 	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		err = unix.Flock(int(f.Fd()), how)
 		if err != unix.EINTR {
 			break
 		}
@@ -274,11 +342,14 @@ func (c *Cache) lock(kind, key string) (unlock func(), err error) {
 	if err != nil {
 		f.Close()
 		mu.Unlock()
-		return nil, fmt.Errorf("lock cache entry %s/%s: %w", kind, key, err)
+		if err == unix.EWOULDBLOCK {
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("lock cache entry %s/%s: %w", kind, key, err)
 	}
 	return func() {
 		// Closing the file releases the flock.
 		f.Close()
 		mu.Unlock()
-	}, nil
+	}, true, nil
 }

@@ -315,3 +315,70 @@ func TestOpenDefaultDir(t *testing.T) {
 		})
 	}
 }
+
+// setUsed sets the use time of the entry at p, as if it was last used then.
+func setUsed(t testing.TB, p string, when time.Time) {
+	t.Helper()
+	if err := os.Chtimes(p, when, when); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHitRecordsUse checks that every way of finding an existing entry
+// marks it used now, so that gc does not take an entry used every day for
+// one unused for a month (a Debian rootfs tarball costs a minute to make).
+func TestHitRecordsUse(t *testing.T) {
+	noFill := func(t *testing.T) func(string) error {
+		return func(string) error { t.Error("fill called on a hit"); return nil }
+	}
+	tests := []struct {
+		name string
+		fill func(c *Cache) (string, error)
+		hit  func(t *testing.T, c *Cache) string
+	}{
+		{"Dir", func(c *Cache) (string, error) { return c.Dir("test", key, func(string) error { return nil }) },
+			func(t *testing.T, c *Cache) string {
+				p, err := c.Dir("test", key, noFill(t))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return p
+			}},
+		{"File", func(c *Cache) (string, error) { return c.File("test", key, func(*os.File) error { return nil }) },
+			func(t *testing.T, c *Cache) string {
+				p, err := c.File("test", key, func(*os.File) error { t.Error("fill called on a hit"); return nil })
+				if err != nil {
+					t.Fatal(err)
+				}
+				return p
+			}},
+		{"Lookup", func(c *Cache) (string, error) { return c.File("test", key, func(*os.File) error { return nil }) },
+			func(t *testing.T, c *Cache) string {
+				p, ok := c.Lookup("test", key)
+				if !ok {
+					t.Fatal("Lookup: got absent, want the entry")
+				}
+				return p
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCache(t)
+			p, err := tt.fill(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			setUsed(t, p, time.Now().Add(-30*24*time.Hour))
+			if got := tt.hit(t, c); got != p {
+				t.Fatalf("got path %s, want %s", got, p)
+			}
+			fi, err := os.Lstat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if age := time.Since(fi.ModTime()); age > time.Minute {
+				t.Errorf("got entry last used %v ago, want now", age.Round(time.Hour))
+			}
+		})
+	}
+}

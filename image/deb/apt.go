@@ -355,8 +355,22 @@ func virtual(ctx context.Context, pkg string) error {
 	if len(providers) == 0 {
 		return fmt.Errorf("resolve %s: %w: it has no installable version (`apt-cache policy %s` says why)", pkg, ErrUnknownPackage, pkg)
 	}
-	return fmt.Errorf("resolve %s: %w: it is a virtual package; name one that provides it: %s", pkg, ErrUnknownPackage, strings.Join(providers, ", "))
+	return &VirtualError{Name: pkg, Providers: providers}
 }
+
+// VirtualError is the error for a name that only other packages provide
+// (a virtual package), with those that do. It wraps ErrUnknownPackage.
+// pkgset takes the one provider of a dependency, as apt does.
+type VirtualError struct {
+	Name      string
+	Providers []string
+}
+
+func (e *VirtualError) Error() string {
+	return fmt.Sprintf("resolve %s: %v: it is a virtual package; name one that provides it: %s", e.Name, ErrUnknownPackage, strings.Join(e.Providers, ", "))
+}
+
+func (e *VirtualError) Unwrap() error { return ErrUnknownPackage }
 
 // parseReverseProvides returns the package names listed under "Reverse
 // Provides:" in `apt-cache showpkg` output.

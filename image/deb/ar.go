@@ -3,19 +3,16 @@ package deb
 import (
 	"archive/tar"
 	"bytes"
-	"compress/bzip2"
-	"compress/gzip"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 
-	"github.com/klauspost/compress/zstd"
-	"github.com/xi2/xz"
+	"github.com/shakedown-dev/shakedown/image/decompress"
 )
 
 // A .deb is an ar archive of debian-binary ("2.0\n"), control.tar.* and
-// data.tar.*. This reads it with the standard library and two decoders
+// data.tar.*. This reads it with the standard library and image/decompress
 // rather than pault.ag/go/debian/deb, which does not build against current
 // x/crypto (it imports the removed x/crypto/openpgp).
 
@@ -68,7 +65,11 @@ func memberTar(r io.ReaderAt, size int64, prefix string) (tr *tar.Reader, close 
 			if !sawBinary {
 				return nil, nil, fmt.Errorf("not a .deb: %s member before debian-binary", prefix)
 			}
-			rc, err := decompress(strings.TrimPrefix(name, prefix), body)
+			f, err := decompress.ByExt(strings.TrimPrefix(name, prefix))
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", name, err)
+			}
+			rc, err := decompress.NewReader(body, f)
 			if err != nil {
 				return nil, nil, fmt.Errorf("%s: %w", name, err)
 			}
@@ -77,30 +78,4 @@ func memberTar(r io.ReaderAt, size int64, prefix string) (tr *tar.Reader, close 
 		off += arHeaderLen + n + n%2 // members are padded to an even offset
 	}
 	return nil, nil, fmt.Errorf("not a .deb: no %s member", prefix)
-}
-
-// decompress returns a reader of the content of r compressed as ext says
-// (".gz", ".xz", ".zst", ".bz2" or "" for none).
-func decompress(ext string, r io.Reader) (io.ReadCloser, error) {
-	switch ext {
-	case "":
-		return io.NopCloser(r), nil
-	case ".gz":
-		return gzip.NewReader(r)
-	case ".xz":
-		z, err := xz.NewReader(r, 0)
-		if err != nil {
-			return nil, err
-		}
-		return io.NopCloser(z), nil
-	case ".zst":
-		z, err := zstd.NewReader(r)
-		if err != nil {
-			return nil, err
-		}
-		return z.IOReadCloser(), nil
-	case ".bz2":
-		return io.NopCloser(bzip2.NewReader(r)), nil
-	}
-	return nil, fmt.Errorf("unsupported compression %q: want .gz, .xz, .zst or .bz2", ext)
 }

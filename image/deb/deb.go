@@ -1,6 +1,6 @@
 // Package deb owns Debian binary packages: resolving names to exact versions,
 // downloading, verifying and caching .deb files, and unpacking them; it
-// imports image/cache and decompressors only, and runs the host's apt tools.
+// imports image/cache and image/decompress only, and runs the host's apt tools.
 package deb
 
 import (

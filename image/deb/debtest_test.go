@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"fmt"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -21,7 +22,9 @@ type tarEntry struct {
 }
 
 // makeDeb builds a .deb in memory: ar archive, debian-binary, a
-// control.tar.gz and a data.tar compressed as ext (".gz", ".zst" or "").
+// control.tar.gz and a data.tar compressed as ext (".gz", ".zst", ".xz"
+// with the host's xz, or ""; ".lzma" names the member so but stores it
+// plain, for the reader to refuse).
 func makeDeb(t testing.TB, ext string, entries []tarEntry) []byte {
 	t.Helper()
 	var data bytes.Buffer
@@ -65,7 +68,19 @@ func makeDeb(t testing.TB, ext string, entries []tarEntry) []byte {
 	case ".zst":
 		enc, _ := zstd.NewWriter(nil)
 		body = enc.EncodeAll(data.Bytes(), nil)
-	case "":
+	case ".xz":
+		// As dpkg-deb does; no Go library in the module writes xz.
+		if _, err := exec.LookPath("xz"); err != nil {
+			t.Skip("no xz command to make a data.tar.xz")
+		}
+		cmd := exec.Command("xz", "--format=xz", "--stdout")
+		cmd.Stdin = bytes.NewReader(data.Bytes())
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("makeDeb: xz: %v", err)
+		}
+		body = out
+	case "", ".lzma":
 		body = data.Bytes()
 	default:
 		t.Fatalf("makeDeb: unsupported ext %q", ext)

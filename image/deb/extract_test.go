@@ -31,7 +31,7 @@ func writeDeb(t *testing.T, ext string, entries []tarEntry) string {
 }
 
 func TestExtract(t *testing.T) {
-	for _, ext := range []string{".gz", ".zst", ""} {
+	for _, ext := range []string{".gz", ".zst", ".xz", ""} {
 		t.Run("data.tar"+ext, func(t *testing.T) {
 			deb := writeDeb(t, ext, sampleEntries)
 			dst := t.TempDir()
@@ -151,6 +151,7 @@ func TestExtractNotADeb(t *testing.T) {
 		{"text", []byte("hello world, not a deb"), "no ar archive header"},
 		{"truncated", good[:len(good)/2], "ar member"},
 		{"header only", []byte(arMagic), "no data.tar member"},
+		{"unsupported compression", makeDeb(t, ".lzma", sampleEntries), `data.tar.lzma: unsupported compression format ".lzma"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

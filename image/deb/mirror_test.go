@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -209,8 +210,10 @@ func TestAptMirrorContextDeadline(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want context.DeadlineExceeded", err)
 	}
-	if w := "no complete .deb from mirror " + mirror + " in the 2s before the context's deadline"; !strings.Contains(err.Error(), w) {
-		t.Errorf("got %q, want it to contain %q", err, w)
+	// The download gets what the look-up left of the 2 s: 1 s on a
+	// loaded machine.
+	if w := regexp.MustCompile("no complete .deb from mirror " + regexp.QuoteMeta(mirror) + " in the [12]s before the context's deadline"); !w.MatchString(err.Error()) {
+		t.Errorf("got %q, want it to match %q", err, w)
 	}
 }
 

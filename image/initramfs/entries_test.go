@@ -3,6 +3,8 @@ package initramfs
 import (
 	"strings"
 	"testing"
+
+	"github.com/shakedown-dev/shakedown/image/fstree"
 )
 
 // TestEntries checks that package-style Entries keep their modes and
@@ -11,7 +13,7 @@ func TestEntries(t *testing.T) {
 	host := t.TempDir()
 	got := byName(readArchive(t, build(t, Spec{
 		Busybox: fakeBusybox(t, "bin/sh", "usr/bin/wget", "bin/ls"),
-		Entries: []Entry{
+		Entries: []fstree.Entry{
 			{Guest: "/usr/bin/wget", Host: writeFile(t, host, "wget", "real wget", 0o644), Mode: 0o755, Origin: "package wget"},
 			{Guest: "/usr/bin/su", Host: writeFile(t, host, "su", "su", 0o644), Mode: 0o4755},
 			{Guest: "/bin/ls", Symlink: "/usr/bin/wget"},
@@ -41,13 +43,13 @@ func TestEntries(t *testing.T) {
 func TestEntriesErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		entries []Entry
+		entries []fstree.Entry
 		want    string
 	}{
-		{"duplicate", []Entry{{Guest: "/a", Symlink: "x", Origin: "package p"}, {Guest: "/a", Dir: true, Origin: "package q"}}, "wanted by both package p and package q"},
-		{"two kinds", []Entry{{Guest: "/a", Symlink: "x", Dir: true}}, "exactly one of"},
-		{"missing host", []Entry{{Guest: "/a", Host: "/nonexistent/x", Origin: "package p"}}, "/nonexistent/x"},
-		{"relative", []Entry{{Guest: "a", Dir: true}}, "not absolute"},
+		{"duplicate", []fstree.Entry{{Guest: "/a", Symlink: "x", Origin: "package p"}, {Guest: "/a", Dir: true, Origin: "package q"}}, "wanted by both package p and package q"},
+		{"two kinds", []fstree.Entry{{Guest: "/a", Symlink: "x", Dir: true}}, "exactly one of"},
+		{"missing host", []fstree.Entry{{Guest: "/a", Host: "/nonexistent/x", Origin: "package p"}}, "/nonexistent/x"},
+		{"relative", []fstree.Entry{{Guest: "a", Dir: true}}, "not absolute"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Key(Spec{Entries: tc.entries})

@@ -1,4 +1,7 @@
-// Package initramfs owns the layout of a shakedown machine's initramfs (agent as /init, busybox, kernel modules, user files) and writes it as a reproducible newc cpio; it imports image/cpio, the standard library and the xz and zstd decoders.
+// Package initramfs owns the layout of a shakedown machine's initramfs
+// (agent as /init, busybox, kernel modules, user files) and writes it as a
+// reproducible newc cpio; it imports image/cpio, image/decompress,
+// image/fstree and internal/suggest.
 package initramfs
 
 import (
@@ -11,7 +14,12 @@ import (
 	"strconv"
 
 	"github.com/shakedown-dev/shakedown/image/cpio"
+	"github.com/shakedown-dev/shakedown/image/fstree"
 )
+
+// CacheKind is the cache kind of built initramfs images, whoever builds
+// them (initramfs machines, and the root-mounting one of Debian machines).
+const CacheKind = "initramfs"
 
 // File places a host file, a host directory tree, or bytes at a guest path.
 type File struct {
@@ -55,34 +63,13 @@ type Spec struct {
 	// dependencies from modules.dep are included (see ModuleClosure).
 	Modules []string
 	// Entries are prepared entries placed exactly as given, such as the
-	// files of unpacked Debian packages. They replace busybox's applet
-	// links at the same path (a package's real /usr/bin/wget wins) and
-	// give way to Files (the user's word is last). Two Entries at one path
-	// are an error.
-	Entries []Entry
+	// files of unpacked Debian packages (pkgset.Set.Entries). They
+	// replace busybox's applet links at the same path (a package's real
+	// /usr/bin/wget wins) and give way to Files (the user's word is
+	// last). Two Entries at one path are an error.
+	Entries []fstree.Entry
 	// Files are further files and directory trees.
 	Files []File
-}
-
-// Entry is one file, symlink or directory at a guest path, with its mode
-// kept as given rather than normalized as File's are.
-type Entry struct {
-	// Guest is the absolute guest path.
-	Guest string
-	// Host is the host file whose content a regular file gets.
-	Host string
-	// Symlink, when set, makes the entry a symbolic link to this target.
-	Symlink string
-	// Dir makes the entry a directory (for directories that would
-	// otherwise not exist because nothing is placed in them).
-	Dir bool
-	// Mode holds permission bits plus setuid, setgid and sticky (as
-	// fs.ModeSetuid etc. or Unix 0o4000 etc.); zero means 0644 for a
-	// file and 0755 for a directory. Symlinks are always 0777.
-	Mode fs.FileMode
-	// Origin says where the entry comes from, for error messages (e.g.
-	// "package curl").
-	Origin string
 }
 
 // Build writes the initramfs for s to w as an uncompressed newc cpio (the
@@ -163,7 +150,7 @@ func Key(s Spec) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("initramfs key: %w", err)
 		}
-		field(n.comp)
+		field(string(n.comp)) // "xz", "zstd", "gzip" or "", as keys have always spelled them
 		field(sum)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -15,7 +17,7 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
+	"github.com/shakedown-dev/shakedown/image/decompress"
 )
 
 // fakeModules is a modules directory whose modules.dep lists three
@@ -114,16 +116,10 @@ func modulesDir(t testing.TB) string {
 		}
 	}
 	compress("kernel/drivers/virtio/virtio_ring.ko", ".xz", func(b *bytes.Buffer, p []byte) error {
-		// Options as the kernel's scripts/Makefile.modinst uses:
-		// xz --check=crc32 --lzma2=dict=1MiB (no BCJ filter).
-		w, err := xz.WriterConfig{CheckSum: xz.CRC32, DictCap: 1 << 20}.NewWriter(b)
-		if err != nil {
-			return err
-		}
-		if _, err := w.Write(p); err != nil {
-			return err
-		}
-		return w.Close()
+		// No Go library in the module writes xz: the fixture is made by
+		// the real tool (see xzFixture).
+		b.Write(xzFixture(t, p))
+		return nil
 	})
 	compress("kernel/drivers/char/hw_random/rng-core.ko", ".zst", func(b *bytes.Buffer, p []byte) error {
 		w, err := zstd.NewWriter(b, zstd.WithEncoderConcurrency(1))
@@ -142,15 +138,45 @@ func modulesDir(t testing.TB) string {
 		}
 		return w.Close()
 	})
-	if xzTool, err := exec.LookPath("xz"); err == nil {
-		// The real tool must agree that what we wrote is valid .xz, or the
-		// test would only prove that ulikunitz/xz reads its own output.
-		out, err := exec.Command(xzTool, "-t", filepath.Join(dir, "kernel/drivers/virtio/virtio_ring.ko.xz")).CombinedOutput()
+	return dir
+}
+
+var update = flag.Bool("update", false, "rewrite "+xzModule+" with the host's xz")
+
+// xzModule is virtio_ring.ko of the fake modules compressed with xz as the
+// kernel's scripts/Makefile.modinst does: xz --check=crc32
+// --lzma2=dict=1MiB (no BCJ filter).
+const xzModule = "testdata/virtio_ring.ko.xz"
+
+// xzFixture returns xzModule, which must hold plain (checked with the
+// package's own decoder), rewriting it first with -update.
+func xzFixture(t testing.TB, plain []byte) []byte {
+	t.Helper()
+	if *update {
+		cmd := exec.Command("xz", "--format=xz", "--check=crc32", "--lzma2=dict=1MiB", "--stdout")
+		cmd.Stdin = bytes.NewReader(plain)
+		out, err := cmd.Output()
 		if err != nil {
-			t.Fatalf("xz -t: %v\n%s", err, out)
+			t.Fatalf("xz: %v", err)
+		}
+		if err := os.WriteFile(xzModule, out, 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
-	return dir
+	b, err := os.ReadFile(xzModule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := decompress.NewReader(bytes.NewReader(b), decompress.XZ)
+	if err != nil {
+		t.Fatalf("%s: %v", xzModule, err)
+	}
+	defer r.Close()
+	got, err := io.ReadAll(r)
+	if err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("%s: got %q, %v, want %q (run go test -update)", xzModule, got, err, plain)
+	}
+	return b
 }
 
 func TestModuleClosure(t *testing.T) {
@@ -706,7 +732,7 @@ func TestRealKernel(t *testing.T) {
 			compressed := 0
 			for i, p := range order {
 				t.Logf("%2d %s", i+1, p)
-				if compressionOf(p) != compNone {
+				if compressionOf(p) != decompress.None {
 					compressed++
 				}
 			}

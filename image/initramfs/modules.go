@@ -3,7 +3,6 @@ package initramfs
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -12,9 +11,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
-
+	"github.com/shakedown-dev/shakedown/image/decompress"
 	"github.com/shakedown-dev/shakedown/internal/suggest"
 )
 
@@ -279,64 +276,34 @@ func (g *depGraph) trimmedModulesDep(paths []string) []byte {
 	return b.Bytes()
 }
 
-// Compression methods of module files. The kernel could decompress them
-// itself only if built with CONFIG_MODULE_DECOMPRESS, which shakedown does
-// not want to depend on, so Build stores every module uncompressed.
-const (
-	compNone = ""
-	compXZ   = "xz"
-	compZstd = "zstd"
-	compGzip = "gzip"
-)
-
 // compressionOf tells from a module path's suffix how it is compressed.
-func compressionOf(p string) string {
-	switch {
-	case strings.HasSuffix(p, ".ko.xz"):
-		return compXZ
-	case strings.HasSuffix(p, ".ko.zst"):
-		return compZstd
-	case strings.HasSuffix(p, ".ko.gz"):
-		return compGzip
+// The kernel could decompress modules itself only if built with
+// CONFIG_MODULE_DECOMPRESS, which shakedown does not want to depend on, so
+// Build stores every module uncompressed.
+func compressionOf(p string) decompress.Format {
+	for _, f := range []decompress.Format{decompress.XZ, decompress.Zstd, decompress.Gzip} {
+		if strings.HasSuffix(p, ".ko"+f.Ext()) {
+			return f
+		}
 	}
-	return compNone
+	return decompress.None
 }
 
 // decompressFile returns the decompressed content of the host file path.
-func decompressFile(path, method string) ([]byte, error) {
-	f, err := os.Open(path)
+func decompressFile(path string, f decompress.Format) ([]byte, error) {
+	file, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("decompress %s: %w", path, err)
 	}
-	defer f.Close()
-	var r io.Reader
-	switch method {
-	case compXZ:
-		xr, err := xz.NewReader(bufio.NewReader(f))
-		if err != nil {
-			return nil, fmt.Errorf("decompress %s: xz: %w", path, err)
-		}
-		r = xr
-	case compZstd:
-		zr, err := zstd.NewReader(bufio.NewReader(f), zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return nil, fmt.Errorf("decompress %s: zstd: %w", path, err)
-		}
-		defer zr.Close()
-		r = zr
-	case compGzip:
-		gr, err := gzip.NewReader(bufio.NewReader(f))
-		if err != nil {
-			return nil, fmt.Errorf("decompress %s: gzip: %w", path, err)
-		}
-		defer gr.Close()
-		r = gr
-	default:
-		return nil, fmt.Errorf("decompress %s: unknown method %q", path, method)
+	defer file.Close()
+	r, err := decompress.NewReader(file, f)
+	if err != nil {
+		return nil, fmt.Errorf("decompress %s: %w", path, err)
 	}
+	defer r.Close()
 	out, err := io.ReadAll(r)
 	if err != nil {
-		return nil, fmt.Errorf("decompress %s: %s: %w", path, method, err)
+		return nil, fmt.Errorf("decompress %s: %s: %w", path, f, err)
 	}
 	return out, nil
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/shakedown-dev/shakedown/image/cpio"
+	"github.com/shakedown-dev/shakedown/image/decompress"
+	"github.com/shakedown-dev/shakedown/image/fstree"
 )
 
 // kind is the type of an archive entry.
@@ -28,15 +30,15 @@ const (
 type node struct {
 	path   string // guest path without the leading "/", clean
 	kind   kind
-	mode   fs.FileMode // permission bits plus Unix-style 0o7000 bits
-	target string      // symlinks
-	major  uint32      // device nodes
-	minor  uint32      // device nodes
-	data   []byte      // file content held in memory, when host is ""
-	host   string      // host file to copy, read at write time
-	size   int64       // size of host as measured when planning
-	comp   string      // compression of host's content, undone on write
-	origin string      // what asked for the entry, for error messages
+	mode   fs.FileMode       // permission bits plus Unix-style 0o7000 bits
+	target string            // symlinks
+	major  uint32            // device nodes
+	minor  uint32            // device nodes
+	data   []byte            // file content held in memory, when host is ""
+	host   string            // host file to copy, read at write time
+	size   int64             // size of host as measured when planning
+	comp   decompress.Format // compression of host's content, undone on write
+	origin string            // what asked for the entry, for error messages
 	// weak entries (busybox applet links) give way to any other entry at
 	// the same path instead of conflicting with it.
 	weak bool
@@ -239,7 +241,7 @@ func (p *planner) modules(dir string, names []string) error {
 
 // entries places prepared entries as weak nodes: they replace applet
 // links, which are also weak and came before them, and give way to Files.
-func (p *planner) entries(entries []Entry) error {
+func (p *planner) entries(entries []fstree.Entry) error {
 	seen := make(map[string]string)
 	for i, e := range entries {
 		guest, err := guestPath(e.Guest)
@@ -419,7 +421,7 @@ func (n *node) write(w *cpio.Writer) error {
 	if n.host == "" {
 		return w.File(n.path, n.mode, n.data)
 	}
-	if n.comp != compNone {
+	if n.comp != decompress.None {
 		data, err := decompressFile(n.host, n.comp)
 		if err != nil {
 			return fmt.Errorf("%s: %w", n.origin, err)

@@ -2,7 +2,6 @@ package kernel
 
 import (
 	"bytes"
-	"compress/gzip"
 	"debug/elf"
 	"fmt"
 	"io"
@@ -12,8 +11,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/klauspost/compress/zstd"
-	"github.com/xi2/xz"
+	"github.com/shakedown-dev/shakedown/image/decompress"
 )
 
 // moduleInfo is what depmod needs from one module's .modinfo section.
@@ -133,31 +131,18 @@ func readModinfo(path string) (*moduleInfo, error) {
 	return m, nil
 }
 
+// decompressModule returns the content of a module compressed as ext
+// says (".xz", ".zst" or ".gz").
 func decompressModule(ext string, r io.Reader) ([]byte, error) {
-	var z io.Reader
-	switch ext {
-	case ".xz":
-		x, err := xz.NewReader(r, 0)
-		if err != nil {
-			return nil, err
-		}
-		z = x
-	case ".zst":
-		d, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return nil, err
-		}
-		defer d.Close()
-		z = d
-	case ".gz":
-		g, err := gzip.NewReader(r)
-		if err != nil {
-			return nil, err
-		}
-		z = g
-	default:
-		return nil, fmt.Errorf("unknown module compression %q", ext)
+	f, err := decompress.ByExt(ext)
+	if err != nil {
+		return nil, err
 	}
+	z, err := decompress.NewReader(r, f)
+	if err != nil {
+		return nil, err
+	}
+	defer z.Close()
 	return io.ReadAll(io.LimitReader(z, maxVmlinux))
 }
 

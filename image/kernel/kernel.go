@@ -1,6 +1,6 @@
 // Package kernel owns the Linux kernels that machines boot: Debian's
 // linux-image-amd64 resolved, fetched, unpacked and cached, or one the user
-// brings; it imports image/cache and image/deb.
+// brings; it imports image/cache, image/deb and image/decompress.
 package kernel
 
 import (

@@ -2,15 +2,13 @@ package kernel
 
 import (
 	"bytes"
-	"compress/gzip"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 
-	"github.com/klauspost/compress/zstd"
-	"github.com/xi2/xz"
+	"github.com/shakedown-dev/shakedown/image/decompress"
 )
 
 // ErrNoPVH means a kernel ELF has no PVH entry point (no Xen ELF note of
@@ -43,8 +41,9 @@ const maxVmlinux = 1 << 30
 // QEMU's PVH direct boot, which skips the in-guest decompression and real
 // mode setup (seconds under TCG). The payload (setup header fields
 // payload_offset and payload_length, boot protocol 2.08+) may be gzip, xz
-// (including the x86 BCJ filter that kernels use) or zstd. A result without
-// a PVH entry note is ErrNoPVH.
+// (including the x86 BCJ filter that kernels use), zstd or bzip2; lzma, lzo
+// and lz4 are decompress.ErrUnsupported. A result without a PVH entry note
+// is ErrNoPVH.
 func ExtractVmlinux(bzImage []byte) ([]byte, error) {
 	payload, err := bzPayload(bzImage)
 	if err != nil {
@@ -93,44 +92,26 @@ func bzPayload(bz []byte) ([]byte, error) {
 
 // decompressPayload decompresses a kernel payload, recognized by its magic.
 // The kernel's build appends the uncompressed size as 4 bytes to every
-// format but gzip (whose trailer has it already); decoders that would read
-// those bytes as the start of another stream get them cut off.
+// format but gzip (whose trailer has it already; scripts/Makefile.lib's
+// size_append); they are cut off here, since a decoder would take them
+// for the start of another stream.
 func decompressPayload(p []byte) ([]byte, error) {
-	var r io.Reader
-	var format string
-	switch {
-	case bytes.HasPrefix(p, []byte{0x1f, 0x8b}):
-		format = "gzip"
-		z, err := gzip.NewReader(bytes.NewReader(p))
-		if err != nil {
-			return nil, fmt.Errorf("gzip payload: %w", err)
-		}
-		z.Multistream(false)
-		r = z
-	case bytes.HasPrefix(p, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
-		// ulikunitz/xz rejects the x86 BCJ filter that the kernel's xz
-		// payload uses; xi2/xz (a port of the kernel's own decoder) has it.
-		format = "xz"
-		z, err := xz.NewReader(bytes.NewReader(p), 0)
-		if err != nil {
-			return nil, fmt.Errorf("xz payload: %w", err)
-		}
-		z.Multistream(false)
-		r = z
-	case bytes.HasPrefix(p, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		format = "zstd"
-		if len(p) < 8 {
-			return nil, fmt.Errorf("zstd payload: truncated")
-		}
-		z, err := zstd.NewReader(bytes.NewReader(p[:len(p)-4]), zstd.WithDecoderMaxMemory(maxVmlinux), zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return nil, fmt.Errorf("zstd payload: %w", err)
-		}
-		defer z.Close()
-		r = z
-	default:
-		return nil, fmt.Errorf("unsupported payload compression %s: boot the bzImage instead", formatName(p))
+	format, err := decompress.Detect(p)
+	if err != nil {
+		return nil, fmt.Errorf("payload: %w: boot the bzImage instead", err)
 	}
+	stream := p
+	if format != decompress.Gzip {
+		if len(p) < 8 {
+			return nil, fmt.Errorf("%s payload: truncated", format)
+		}
+		stream = p[:len(p)-4]
+	}
+	r, err := decompress.Options{MaxMemory: maxVmlinux}.NewReader(bytes.NewReader(stream), format)
+	if err != nil {
+		return nil, fmt.Errorf("%s payload: %w", format, err)
+	}
+	defer r.Close()
 	var buf bytes.Buffer
 	// The last 4 bytes give the uncompressed size (gzip's ISIZE or the
 	// appended size); use it only to size the buffer, and only when it is
@@ -149,22 +130,6 @@ func decompressPayload(p []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%s payload: decompresses to more than %d bytes", format, maxVmlinux)
 	}
 	return buf.Bytes(), nil
-}
-
-// formatName names the compressions a kernel may use that this package
-// does not decode, for the error message.
-func formatName(p []byte) string {
-	switch {
-	case bytes.HasPrefix(p, []byte("BZh")):
-		return "bzip2"
-	case bytes.HasPrefix(p, []byte{0x5d, 0x00, 0x00}):
-		return "lzma"
-	case bytes.HasPrefix(p, []byte{0x89, 'L', 'Z', 'O'}):
-		return "lzo"
-	case bytes.HasPrefix(p, []byte{0x02, 0x21, 0x4c, 0x18}):
-		return "lz4"
-	}
-	return fmt.Sprintf("(unknown magic % x)", p[:min(len(p), 6)])
 }
 
 // hasPVHNote reports whether the ELF image has, in a PT_NOTE segment, a

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/shakedown-dev/shakedown/image/decompress"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/pvh.elf.xz with the host's xz")
@@ -22,18 +23,31 @@ func TestExtractVmlinux(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var bz2 []byte // nil without the bzip2 command: that case is skipped
+	if _, err := exec.LookPath("bzip2"); err == nil {
+		cmd := exec.Command("bzip2", "-9", "--stdout")
+		cmd.Stdin = bytes.NewReader(elfData)
+		if bz2, err = cmd.Output(); err != nil {
+			t.Fatalf("bzip2: %v", err)
+		}
+		bz2 = withSize(bz2, len(elfData))
+	}
 	tests := []struct {
 		name    string
 		payload []byte
 		opts    bzImageOptions
 	}{
 		{"gzip", gzipBytes(t, elfData), bzImageOptions{setupSects: 27, payloadOffset: 716}},
+		{"bzip2 with size", bz2, bzImageOptions{setupSects: 4}},
 		{"gzip setup_sects 0 means 4", gzipBytes(t, elfData), bzImageOptions{setupSects: 0, payloadOffset: 0}},
 		{"zstd with size", withSize(zst, len(elfData)), bzImageOptions{setupSects: 1, payloadOffset: 64}},
 		{"xz x86 BCJ with size", withSize(xzBCJ, len(elfData)), bzImageOptions{setupSects: 39, payloadOffset: 716}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.payload == nil {
+				t.Skip("no bzip2 command to make the payload")
+			}
 			got, err := ExtractVmlinux(makeBzImage(tt.payload, tt.opts))
 			if err != nil {
 				t.Fatalf("ExtractVmlinux: %v", err)
@@ -65,7 +79,8 @@ func TestXZTestdata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := decompressPayload(b)
+	// As in a bzImage: the uncompressed size appended.
+	got, err := decompressPayload(withSize(b, len(pvhELF())))
 	if err != nil || !bytes.Equal(got, pvhELF()) {
 		t.Errorf("decompress %s: got %d bytes, %v, want the test ELF (run go test -update)", path, len(got), err)
 	}
@@ -80,6 +95,10 @@ func TestExtractVmlinuxErrors(t *testing.T) {
 	corrupt[len(corrupt)/2] ^= 0xff
 	corrupt[len(corrupt)/2+1] ^= 0xff
 	lz4 := []byte{0x02, 0x21, 0x4c, 0x18, 1, 2, 3, 4}
+	xzBCJ, err := os.ReadFile("testdata/pvh.elf.xz")
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		bz   []byte
@@ -92,8 +111,9 @@ func TestExtractVmlinuxErrors(t *testing.T) {
 		{"old protocol", makeBzImage(gzipBytes(t, elfData), bzImageOptions{protocol: 0x0206}), "predates 2.08", nil},
 		{"truncated", good[:len(good)-150], "outside the", nil},
 		{"offset past the end", makeBzImage(gzipBytes(t, elfData), bzImageOptions{payloadOffset: 0}), "", nil},
-		{"lz4", makeBzImage(lz4, bzImageOptions{}), "unsupported payload compression lz4", nil},
-		{"unknown magic", makeBzImage([]byte("hello world"), bzImageOptions{}), "unknown magic", nil},
+		{"lz4", makeBzImage(lz4, bzImageOptions{}), "unsupported compression format lz4", decompress.ErrUnsupported},
+		{"unknown magic", makeBzImage([]byte("hello world"), bzImageOptions{}), "unknown magic", decompress.ErrUnsupported},
+		{"xz without its size", makeBzImage(xzBCJ, bzImageOptions{}), "xz payload", nil},
 		{"corrupt gzip", makeBzImage(corrupt, bzImageOptions{}), "gzip payload", nil},
 		{"not ELF", makeBzImage(gzipBytes(t, []byte("not an elf at all")), bzImageOptions{}), "not an ELF", nil},
 		{"no PVH note", makeBzImage(gzipBytes(t, tinyELF("GNU", 3)), bzImageOptions{}), "boot the bzImage", ErrNoPVH},

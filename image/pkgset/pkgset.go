@@ -1,8 +1,10 @@
-// Package pkgset owns the Debian packages of an initramfs image: resolving
-// names and their dependencies to exact versions, fetching and unpacking
-// them, choosing which of their files go in (with the shared-library
-// closure of every ELF program), and the lock file that pins all of it; it
-// imports image/cache, image/deb, image/elfdeps and image/initramfs.
+// Package pkgset owns the Debian packages of an image: resolving names and
+// their dependencies to exact versions, fetching and unpacking them,
+// choosing which of their files go in (with the shared-library closure of
+// every ELF program), and the lock file that pins all of it. It resolves
+// into a neutral list of entries (fstree.Entry) that any image builder
+// consumes, and imports image/cache, image/deb, image/elfdeps and
+// image/fstree, never a builder.
 //
 // What goes in: every package asked for and every package in its Depends
 // and Pre-Depends closure contributes all its files and directories except
@@ -39,7 +41,7 @@ import (
 	"github.com/shakedown-dev/shakedown/image/cache"
 	"github.com/shakedown-dev/shakedown/image/deb"
 	"github.com/shakedown-dev/shakedown/image/elfdeps"
-	"github.com/shakedown-dev/shakedown/image/initramfs"
+	"github.com/shakedown-dev/shakedown/image/fstree"
 	"pault.ag/go/debian/dependency"
 )
 
@@ -92,8 +94,9 @@ type Member struct {
 type Set struct {
 	// Members are the packages, sorted by name.
 	Members []Member
-	// Entries are the image entries, sorted by guest path.
-	Entries []initramfs.Entry
+	// Entries are the image entries, sorted by guest path: what an image
+	// builder places (initramfs.Spec.Entries).
+	Entries []fstree.Entry
 	// Programs and Libraries count the x86-64 ELF executables and
 	// shared libraries among Entries.
 	Programs, Libraries int
@@ -191,6 +194,7 @@ func resolveAlternatives(ctx context.Context, src deb.Source, pinned *deb.Pinned
 		}
 	}
 	var errs []error
+	var virtuals []*deb.VirtualError
 	for _, a := range alts {
 		p, err := src.Resolve(ctx, a)
 		if err == nil {
@@ -199,7 +203,27 @@ func resolveAlternatives(ctx context.Context, src deb.Source, pinned *deb.Pinned
 		if !errors.Is(err, deb.ErrUnknownPackage) {
 			return deb.Package{}, err
 		}
+		var v *deb.VirtualError
+		if errors.As(err, &v) {
+			virtuals = append(virtuals, v)
+		}
 		errs = append(errs, err)
+	}
+	// A virtual package (python3-acme-abi-2, say) is met, as apt meets it,
+	// by a provider the set has already, or else by its only provider.
+	// Several providers and none chosen stay an error naming them: which
+	// to take is the caller's choice, made by naming one.
+	for _, v := range virtuals {
+		for _, p := range v.Providers {
+			if m, ok := have[p]; ok {
+				return m.Package, nil
+			}
+		}
+	}
+	for _, v := range virtuals {
+		if len(v.Providers) == 1 {
+			return src.Resolve(ctx, v.Providers[0])
+		}
 	}
 	return deb.Package{}, errors.Join(errs...)
 }
@@ -385,7 +409,7 @@ func assemble(members []Member) (*Set, error) {
 	for g := range in {
 		f := files[g]
 		members[f.member].Files++
-		e := initramfs.Entry{Guest: g, Host: f.host, Symlink: f.symlink, Mode: f.mode, Origin: "package " + members[f.member].Name}
+		e := fstree.Entry{Guest: g, Host: f.host, Symlink: f.symlink, Mode: f.mode, Origin: "package " + members[f.member].Name}
 		if f.symlink != "" {
 			e.Mode = 0
 		}
@@ -401,10 +425,10 @@ func assemble(members []Member) (*Set, error) {
 	}
 	for g, mode := range dirs {
 		if !in[g] {
-			s.Entries = append(s.Entries, initramfs.Entry{Guest: g, Dir: true, Mode: mode, Origin: "package directory"})
+			s.Entries = append(s.Entries, fstree.Entry{Guest: g, Dir: true, Mode: mode, Origin: "package directory"})
 		}
 	}
-	slices.SortFunc(s.Entries, func(a, b initramfs.Entry) int { return strings.Compare(a.Guest, b.Guest) })
+	slices.SortFunc(s.Entries, func(a, b fstree.Entry) int { return strings.Compare(a.Guest, b.Guest) })
 	s.Members = members
 	return s, nil
 }

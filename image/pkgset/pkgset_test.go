@@ -228,3 +228,61 @@ func TestAssemble(t *testing.T) {
 		t.Errorf("missing libc: got %v, want it to name package tool, /usr/bin/true and libc.so.6", err)
 	}
 }
+
+// virtualSource is fakeSource with virtual packages: names only others
+// provide.
+type virtualSource struct {
+	fakeSource
+	provided map[string][]string
+}
+
+func (v virtualSource) Resolve(ctx context.Context, name string) (deb.Package, error) {
+	if p := v.provided[name]; p != nil {
+		return deb.Package{}, &deb.VirtualError{Name: name, Providers: p}
+	}
+	return v.fakeSource.Resolve(ctx, name)
+}
+
+// TestResolveVirtual: a dependency on a virtual package is met by a
+// provider the set has, else by its only provider; with several and none
+// in the set it stays an error that names them.
+func TestResolveVirtual(t *testing.T) {
+	src := virtualSource{
+		fakeSource: fakeSource{
+			"certbot":         pkg("certbot", "python3-certbot"),
+			"python3-certbot": pkg("python3-certbot", "python3-acme-abi-2"),
+			"python3-acme":    pkg("python3-acme", ""),
+			"mailer":          pkg("mailer", "mta"),
+			"exim4":           pkg("exim4", ""),
+			"postfix":         pkg("postfix", ""),
+		},
+		provided: map[string][]string{"python3-acme-abi-2": {"python3-acme"}, "mta": {"exim4", "postfix"}},
+	}
+	names := func(ms []Member) []string {
+		var out []string
+		for _, m := range ms {
+			out = append(out, m.Name)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		ask     []string
+		want    []string
+		wantErr string
+	}{
+		{[]string{"certbot"}, []string{"certbot", "python3-acme", "python3-certbot"}, ""},
+		{[]string{"mailer", "postfix"}, []string{"mailer", "postfix"}, ""},
+		{[]string{"mailer"}, nil, "it is a virtual package; name one that provides it: exim4, postfix"},
+	} {
+		got, err := Resolve(context.Background(), src, tt.ask)
+		if tt.wantErr != "" {
+			if !errors.Is(err, deb.ErrUnknownPackage) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("Resolve(%v): got %v, want an error with %q", tt.ask, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(names(got), tt.want) {
+			t.Errorf("Resolve(%v): got %v %v, want %v", tt.ask, names(got), err, tt.want)
+		}
+	}
+}

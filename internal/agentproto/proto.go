@@ -17,10 +17,22 @@ import (
 // the guest finds it in /sys/class/virtio-ports/*/name.
 const PortName = "org.shakedown.agent.0"
 
-// Kernel command line parameters the host sets and the agent reads.
+// Kernel command line parameters the host sets and the agent reads: the
+// one list of them, so that neither side spells one on its own.
 const (
+	// ParamHostname is the machine's hostname.
 	ParamHostname = "shakedown.hostname"
-	ParamPort     = "shakedown.port"
+	// ParamNet lists a machine's NICs, in the order of the guest's
+	// interfaces eth0, eth1, ...: shakedown.net=V:N,V:N where V is the
+	// network's number and N the machine's, or "-" for a NIC that gets no
+	// automatic address (a router or DHCP client configures it itself).
+	ParamNet = "shakedown.net"
+	// ParamRoot names the block device holding the root file system of a
+	// full system (shakedown.root=/dev/vda). The agent, PID 1 of a tiny
+	// initramfs that holds only it and the modules for the disk, mounts it
+	// and hands over to its /sbin/init: Debian's kernel has virtio_blk and
+	// ext4 as modules, so root=/dev/vda alone cannot boot it.
+	ParamRoot = "shakedown.root"
 )
 
 // The handshake. A virtio-serial port keeps no notion of sessions: bytes of
@@ -171,6 +183,38 @@ const (
 	UnitList         = "list"
 )
 
+// Unit states, as systemd's ActiveState, so that tests written against
+// systemd machines read the same on initramfs machines.
+const (
+	StateInactive     = "inactive"
+	StateActivating   = "activating"
+	StateActive       = "active"
+	StateDeactivating = "deactivating"
+	StateFailed       = "failed"
+)
+
+// Unit sub-states, as systemd's SubState for services.
+const (
+	SubDead        = "dead"
+	SubStart       = "start"
+	SubRunning     = "running"
+	SubAutoRestart = "auto-restart"
+	SubStop        = "stop"
+	SubFailed      = "failed"
+)
+
+// JobStart is a UnitStatus's Job while a start is pending.
+const JobStart = "start"
+
+// Codes of a UnitStatus's Error, for the host to branch on: the Error text
+// is for people.
+const (
+	// CodeUnknownUnit: the agent supervises no unit of that name.
+	CodeUnknownUnit = "unknown-unit"
+	// CodeUnknownAction: the request's action is none of the Unit ones.
+	CodeUnknownAction = "unknown-action"
+)
+
 // UnitRequest is the payload of a ChanUnit open request.
 type UnitRequest struct {
 	Action string `json:"action"`
@@ -178,16 +222,15 @@ type UnitRequest struct {
 }
 
 // UnitStatus answers a UnitRequest: the unit's state after the action,
-// or Error when there is no such unit or the action is unknown.
+// or Error (with its Code) when there is no such unit or the action is
+// unknown.
 type UnitStatus struct {
 	Name string `json:"name"`
-	// State is systemd's ActiveState: inactive, activating, active,
-	// deactivating or failed.
+	// State is systemd's ActiveState: one of the State constants.
 	State string `json:"state"`
-	// SubState details it: dead, start, running, auto-restart, stop,
-	// failed.
+	// SubState details it: one of the Sub constants.
 	SubState string `json:"sub_state"`
-	// Job is "start" while a start is pending (waiting for dependencies
+	// Job is JobStart while a start is pending (waiting for dependencies
 	// or a restart's backoff), else "".
 	Job      string `json:"job,omitempty"`
 	Command  string `json:"command"`
@@ -196,6 +239,9 @@ type UnitStatus struct {
 	// Result says why the unit last stopped or failed: "exit status 1",
 	// "signal KILL", "dependency db failed", "readiness timeout", ...
 	Result string `json:"result,omitempty"`
+	// ExitedOK says the unit's last run exited with status 0: an inactive
+	// unit that did is a one-shot that finished, not a stopped or dead one.
+	ExitedOK bool `json:"exited_ok,omitempty"`
 	// SinceMS is when the state was entered, in Unix milliseconds.
 	SinceMS int64 `json:"since_ms"`
 	// Output holds the unit's last output lines.
@@ -203,6 +249,8 @@ type UnitStatus struct {
 	// Units lists every unit's name for the list action.
 	Units []string `json:"units,omitempty"`
 	Error string   `json:"error,omitempty"`
+	// Code classifies Error: CodeUnknownUnit or CodeUnknownAction.
+	Code string `json:"code,omitempty"`
 }
 
 // ValidateServices checks names, restart policies and dependencies and

@@ -28,3 +28,41 @@ func NeedVM(t testing.TB) {
 		t.Skip("qemu-system-x86_64 not found: apt-get install qemu-system-x86 to run VM tests")
 	}
 }
+
+// NeedDebian is NeedVM for a test that also builds a Debian system, which
+// needs mmdebstrap, run as root: it fails in CI and skips elsewhere when
+// they are missing.
+func NeedDebian(t testing.TB) {
+	t.Helper()
+	NeedVM(t)
+	why := ""
+	if _, err := exec.LookPath("mmdebstrap"); err != nil {
+		why = "mmdebstrap not found: apt-get install mmdebstrap"
+	} else if os.Geteuid() != 0 {
+		why = "mmdebstrap needs root to build a Debian system"
+	}
+	if why == "" {
+		return
+	}
+	if InCI() {
+		t.Fatal(why)
+	}
+	t.Skip(why)
+}
+
+// NeedPackages is NeedVM for a test whose machines install Debian
+// packages, which apt downloads: it skips under -short (outside CI), and
+// where there is no apt, naming it.
+func NeedPackages(t testing.TB) {
+	t.Helper()
+	NeedVM(t)
+	if testing.Short() && !InCI() {
+		t.Skip("downloads Debian packages; skipped with -short")
+	}
+	if _, err := exec.LookPath("apt-get"); err != nil {
+		if InCI() {
+			t.Fatal("apt-get not found and CI=true: machines with packages need a Debian host")
+		}
+		t.Skip("apt-get not found: machines with packages need a Debian host")
+	}
+}

@@ -1,4 +1,4 @@
-package shakedown
+package debian
 
 import (
 	"archive/tar"
@@ -21,25 +21,15 @@ import (
 	"github.com/shakedown-dev/shakedown/image/pkgset"
 )
 
-// A Debian machine's packages are locked like an initramfs's: the lock
+// A Debian system's packages are locked like an initramfs's: the lock
 // (pkgset.Lock) lists every package installed in the root file system,
 // by version and SHA-256 from apt's signed index. A locked build does not
 // ask a mirror what to install: it fetches exactly those .debs (verified,
 // and cached like the initramfs's), makes a flat apt repository of them
 // in a scratch directory, and points mmdebstrap at it alone. With the
 // same lock and spec the root file system and the disk are byte-identical
-// (see debianEpoch), and a build years later needs the .debs, not the
-// mirror's state of the day.
-
-// DebianLockKind is the cache kind of the locks of Debian root file
-// systems, keyed as the tarball they describe (DebianImage.RootfsKey).
-const DebianLockKind = "debian-lock"
-
-// debianEpoch is SOURCE_DATE_EPOCH for every Debian build, and the time of
-// every inode and of the file system in the disk image (see buildExt4):
-// 2023-06-10, when Debian 12 was released. mmdebstrap makes a
-// reproducible tarball with it; the rest is shakedown's part.
-const debianEpoch = 1686355200
+// (see epoch), and a build years later needs the .debs, not the mirror's
+// state of the day.
 
 // fetchParallel is how many locked packages are fetched at once.
 const fetchParallel = 6
@@ -154,7 +144,7 @@ func localRepo(ctx context.Context, c *cache.Cache, src deb.Source, lock *pkgset
 	// the packages of priority required from the suite by its name.
 	sum := sha256.Sum256(index.Bytes())
 	release := fmt.Sprintf("Origin: shakedown\nLabel: shakedown lock\nSuite: %s\nCodename: %s\nDate: %s\nSHA256:\n %s %d Packages\n",
-		suite, suite, time.Unix(debianEpoch, 0).UTC().Format(time.RFC1123), hex.EncodeToString(sum[:]), index.Len())
+		suite, suite, time.Unix(epoch, 0).UTC().Format(time.RFC1123), hex.EncodeToString(sum[:]), index.Len())
 	if err := os.WriteFile(filepath.Join(dir, "Release"), []byte(release), 0o644); err != nil {
 		return "", err
 	}
