@@ -6,8 +6,11 @@ package agentbuild
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -66,7 +69,17 @@ func Path(ctx context.Context, dir string) (string, error) {
 		os.Remove(tmp.Name())
 		return "", fmt.Errorf("build agent in %s: %w\n%s", src, err, strings.TrimSpace(out.String()))
 	}
-	final := filepath.Join(dir, "shakedown-agent")
+	// The name is the binary's hash: processes of other checkouts (two
+	// CI clones, a worktree) share dir, and a fixed name would let one
+	// replace another's agent between its build and its use. In the
+	// cache, that makes each binary an entry that image ls lists and gc
+	// collects.
+	sum, err := fileHash(tmp.Name())
+	if err != nil {
+		os.Remove(tmp.Name())
+		return "", fmt.Errorf("build agent: %w", err)
+	}
+	final := filepath.Join(dir, sum)
 	if err := os.Rename(tmp.Name(), final); err != nil {
 		return "", fmt.Errorf("build agent: %w", err)
 	}
@@ -94,4 +107,18 @@ func sourceDir(ctx context.Context) (string, error) {
 func isModuleRoot(dir string) bool {
 	b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
 	return err == nil && bytes.Contains(b, []byte("module "+modulePath+"\n"))
+}
+
+// fileHash is the hex SHA-256 of a file's contents.
+func fileHash(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
