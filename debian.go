@@ -160,7 +160,7 @@ func debianCmdline(name string) []string {
 // among its disks, making it /dev/vda; the overlay is made on the first
 // boot and kept, so the guest's writes survive Reboot.
 func (m *machine) withRootDisk(base string, disks []disk.File) ([]disk.File, error) {
-	dir := filepath.Join(m.tb.dir, m.name+"-disks")
+	dir := m.disksDir()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("root disk: %w", err)
 	}

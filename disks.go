@@ -25,5 +25,8 @@ var ErrDiskTooSmall = disk.ErrTooSmall
 
 // prepareDisks makes the machine's disk files in the run directory.
 func (m *machine) prepareDisks() ([]disk.File, error) {
-	return disk.Prepare(filepath.Join(m.tb.dir, m.name+"-disks"), m.cfg.Disks)
+	return disk.Prepare(m.disksDir(), m.cfg.Disks)
 }
+
+// disksDir holds the machine's disk files, its root disk's overlay too.
+func (m *machine) disksDir() string { return filepath.Join(m.tb.dir, m.name+"-disks") }

@@ -211,7 +211,7 @@ func (m *machine) start() error {
 	if m.running() {
 		return nil
 	}
-	return m.boot()
+	return m.boot("")
 }
 
 func (m *machine) running() bool {
@@ -220,8 +220,10 @@ func (m *machine) running() bool {
 	return m.proc != nil && !m.proc.Exited()
 }
 
-// boot starts QEMU and connects to the agent; bootMu is held.
-func (m *machine) boot() error {
+// boot starts QEMU and connects to the agent; bootMu is held. With a
+// state file from Snapshot, QEMU loads it instead of booting the kernel,
+// and the guest's clock is set to the host's.
+func (m *machine) boot(state string) error {
 	ctx := m.tb.ctx
 	if err := context.Cause(ctx); err != nil {
 		return fmt.Errorf("start: %w", err)
@@ -263,6 +265,7 @@ func (m *machine) boot() error {
 		Initrd:     bf.initrd,
 		Append:     cmdline,
 		Display:    true,
+		Incoming:   state != "",
 		Extra:      append(append(disk.QEMUArgs(disks), netArgs...), m.cfg.QEMUArgs...),
 		ExtraFiles: netFiles,
 	})
@@ -314,6 +317,7 @@ func (m *machine) boot() error {
 		if agent != nil {
 			agent.Close()
 		}
+		m.detach()
 	}()
 
 	bootTimeout := m.cfg.BootTimeout
@@ -326,7 +330,14 @@ func (m *machine) boot() error {
 	bctx, cancel := context.WithTimeoutCause(run, bootTimeout,
 		fmt.Errorf("no answer from the agent within the %v boot timeout (MachineConfig.BootTimeout)", bootTimeout))
 	defer cancel()
-	client, err := dialAgent(bctx, proc)
+	if state != "" {
+		if err := proc.QMP.LoadState(bctx, state); err != nil {
+			m.kill()
+			endBoot(err)
+			return fmt.Errorf("restore: %w\n%s", err, proc.Output())
+		}
+	}
+	client, err := dialAgent(bctx, proc, state != "")
 	if err != nil {
 		settle(bctx)
 		cause := context.Cause(bctx)
@@ -352,16 +363,28 @@ func (m *machine) boot() error {
 		}
 	}
 	rep.report(Event{Step: StepUp, Done: true})
-	m.tb.logf("%s: up in %.2fs (%s; image ready in %.2fs)", m.name, time.Since(began).Seconds(), accel, prepared.Seconds())
+	how := "up"
+	if state != "" {
+		how = "restored"
+	}
+	m.tb.logf("%s: %s in %.2fs (%s; image ready in %.2fs)", m.name, how, time.Since(began).Seconds(), accel, prepared.Seconds())
 	return nil
 }
 
-func dialAgent(ctx context.Context, proc *qemu.Process) (*agentclient.Client, error) {
+// dialAgent connects to the agent; setClock sets the guest's wall clock
+// to the host's, for a guest that was paused or saved.
+func dialAgent(ctx context.Context, proc *qemu.Process, setClock bool) (*agentclient.Client, error) {
 	conn, err := proc.DialAgent(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return agentclient.Dial(ctx, conn)
+	c, err := agentclient.Dial(ctx, conn)
+	if err == nil && setClock {
+		if err = c.SetClock(ctx, time.Now()); err != nil {
+			c.Close()
+		}
+	}
+	return c, err
 }
 
 // errStopped is the cause of a run that ended because it was asked to.
@@ -514,7 +537,7 @@ func (m *Machine) reboot() error {
 		}
 		m.wg.Wait()
 	}
-	return m.boot()
+	return m.boot("")
 }
 
 // WaitForShutdown waits until the machine has powered off by itself (e.g.

@@ -28,7 +28,7 @@ func TestAgentReconnect(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 		old.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		c, err := dialAgent(ctx, proc)
+		c, err := dialAgent(ctx, proc, false)
 		cancel()
 		if err != nil {
 			t.Fatalf("reconnect %d: %v", i, err)

@@ -204,6 +204,23 @@ func (m *machine) attach(nics []nic) error {
 	return errors.Join(append(errs, m.applyBlocks())...)
 }
 
+// detach takes a machine whose QEMU has exited off its networks, so that
+// faults applied meanwhile leave it out until its next boot attaches it.
+func (m *machine) detach() {
+	m.mu.Lock()
+	nics := m.nics
+	m.nics = nil
+	m.mu.Unlock()
+	for _, c := range nics {
+		c.port.Close()
+		c.net.mu.Lock()
+		if c.net.ports[m] == c.port {
+			delete(c.net.ports, m)
+		}
+		c.net.mu.Unlock()
+	}
+}
+
 // apply pushes the network's partition and impairments to its switch. The
 // verbs validate what they store, so an error here is a port that went
 // away, or a bug; it is returned all the same.
@@ -219,7 +236,7 @@ func (n *Network) apply() error {
 func (n *Network) portOf(k any) (network.PortID, bool) {
 	switch k := k.(type) {
 	case *machine:
-		if p := n.ports[k]; p != nil {
+		if p := n.ports[k]; p != nil && p.Err() == nil {
 			return p.ID(), true
 		}
 	case *Host:

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
 
 	"github.com/shakedown-dev/shakedown/internal/agentproto"
 )
@@ -188,6 +189,8 @@ func (a *Agent) globalRequests(reqs <-chan *ssh.Request) {
 		case agentproto.ReqPoweroff, agentproto.ReqReboot:
 			req.Reply(true, nil)
 			go a.halt(req.Type == agentproto.ReqReboot)
+		case agentproto.ReqSetClock:
+			req.Reply(setClock(req.Payload) == nil, nil)
 		default:
 			if req.WantReply {
 				req.Reply(false, nil)
@@ -296,3 +299,17 @@ type portAddr struct{}
 
 func (portAddr) Network() string { return "virtio-serial" }
 func (portAddr) String() string  { return agentproto.PortName }
+
+// setClock sets the wall clock to a ReqSetClock payload.
+func setClock(payload []byte) error {
+	var t struct{ Nanos uint64 }
+	if err := ssh.Unmarshal(payload, &t); err != nil {
+		return err
+	}
+	ts := unix.NsecToTimespec(int64(t.Nanos))
+	if err := unix.ClockSettime(unix.CLOCK_REALTIME, &ts); err != nil {
+		logf("set clock: %v", err)
+		return err
+	}
+	return nil
+}

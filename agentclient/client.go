@@ -209,10 +209,15 @@ func (c *Client) Poweroff(ctx context.Context) error { return c.global(ctx, agen
 // Reboot asks the agent to restart the machine.
 func (c *Client) Reboot(ctx context.Context) error { return c.global(ctx, agentproto.ReqReboot) }
 
-func (c *Client) global(ctx context.Context, req string) error {
+// SetClock sets the guest's wall clock to t.
+func (c *Client) SetClock(ctx context.Context, t time.Time) error {
+	return c.global(ctx, agentproto.ReqSetClock, ssh.Marshal(struct{ Nanos uint64 }{uint64(t.UnixNano())})...)
+}
+
+func (c *Client) global(ctx context.Context, req string, payload ...byte) error {
 	errc := make(chan error, 1)
 	go func() {
-		ok, _, err := c.ssh.SendRequest(req, true, nil)
+		ok, _, err := c.ssh.SendRequest(req, true, payload)
 		if err == nil && !ok {
 			err = fmt.Errorf("agent refused %s", req)
 		}

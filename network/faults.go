@@ -1,7 +1,11 @@
 package network
 
 import (
+	"cmp"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"sync"
 )
 
@@ -109,4 +113,82 @@ func (f *Faults) Apply(sw *Switch, port func(peer any) (PortID, bool)) error {
 		groups = append(groups, ids)
 	}
 	return errors.Join(append(errs, sw.Partition(groups...))...)
+}
+
+// FaultState is what Faults hold, with every peer named: the form a
+// testbed snapshot keeps on disk and a later process restores.
+type FaultState struct {
+	Links  map[string]Impairment `json:",omitempty"`
+	Pairs  []PairFault           `json:",omitempty"`
+	Groups [][]string            `json:",omitempty"`
+}
+
+// PairFault is the impairment of frames from one named peer to another.
+type PairFault struct {
+	From, To   string
+	Impairment Impairment
+}
+
+// State returns the faults with each peer named by name.
+func (f *Faults) State(name func(peer any) string) FaultState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var s FaultState
+	for k, imp := range f.link {
+		if s.Links == nil {
+			s.Links = map[string]Impairment{}
+		}
+		s.Links[name(k)] = imp
+	}
+	for k, imp := range f.pair {
+		s.Pairs = append(s.Pairs, PairFault{From: name(k[0]), To: name(k[1]), Impairment: imp})
+	}
+	slices.SortFunc(s.Pairs, func(a, b PairFault) int { return cmp.Or(cmp.Compare(a.From, b.From), cmp.Compare(a.To, b.To)) })
+	for _, g := range f.groups {
+		var names []string
+		for _, k := range g {
+			names = append(names, name(k))
+		}
+		s.Groups = append(s.Groups, names)
+	}
+	return s
+}
+
+// SetState replaces the faults with s, finding each named peer with
+// peer; a name it does not know is an error, and leaves the faults as
+// they were.
+func (f *Faults) SetState(s FaultState, peer func(name string) (any, bool)) error {
+	var missing []string
+	find := func(n string) any {
+		k, ok := peer(n)
+		if !ok {
+			missing = append(missing, n)
+		}
+		return k
+	}
+	var next Faults
+	var errs []error
+	for n, imp := range s.Links {
+		errs = append(errs, next.SetLink(find(n), imp))
+	}
+	for _, p := range s.Pairs {
+		errs = append(errs, next.SetPair(find(p.From), find(p.To), p.Impairment))
+	}
+	for _, g := range s.Groups {
+		var ks []any
+		for _, n := range g {
+			ks = append(ks, find(n))
+		}
+		next.groups = append(next.groups, ks)
+	}
+	if len(missing) > 0 {
+		errs = append(errs, fmt.Errorf("faults name peers this network does not have: %s", strings.Join(missing, ", ")))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.link, f.pair, f.groups = next.link, next.pair, next.groups
+	return nil
 }

@@ -1,7 +1,9 @@
 package network
 
 import (
+	"reflect"
 	"testing"
+	"time"
 )
 
 // TestFaultsFollowPeers: faults are kept by peer, so a peer that comes
@@ -52,5 +54,45 @@ func TestFaultsFollowPeers(t *testing.T) {
 	write(t, hs[1], mkFrame(broadcast, macOf(2), 2, 60))
 	if tryRead(hs[0], silenceWait) == nil {
 		t.Error("a did not hear b after Heal")
+	}
+}
+
+// TestFaultStateRoundTrip checks that State names every fault and that
+// SetState on other peers of the same names rebuilds them, and that a
+// name it cannot find or an invalid impairment changes nothing.
+func TestFaultStateRoundTrip(t *testing.T) {
+	type peer struct{ name string }
+	a, b, c := &peer{"a"}, &peer{"b"}, &peer{"c"}
+	var f Faults
+	f.SetLink(a, Impairment{LossPercent: 10})
+	f.SetPair(a, b, Impairment{Delay: time.Millisecond})
+	f.Partition([][]any{{a}, {b, c}})
+	name := func(k any) string { return k.(*peer).name }
+	s := f.State(name)
+
+	peers := map[string]any{"a": &peer{"a"}, "b": &peer{"b"}, "c": &peer{"c"}}
+	find := func(n string) (any, bool) { p, ok := peers[n]; return p, ok }
+	var g Faults
+	if err := g.SetState(s, find); err != nil {
+		t.Fatal(err)
+	}
+	got := g.State(name)
+	if !reflect.DeepEqual(got, s) {
+		t.Errorf("round trip: got %+v, want %+v", got, s)
+	}
+	if g.link[peers["a"]].LossPercent != 10 || len(g.groups[1]) != 2 || g.groups[1][1] != peers["c"] {
+		t.Errorf("SetState did not key the faults by the peers found: %+v %+v", g.link, g.groups)
+	}
+
+	for _, bad := range []FaultState{
+		{Groups: [][]string{{"a"}, {"gone"}}},
+		{Links: map[string]Impairment{"b": {LossPercent: 150}}},
+	} {
+		if err := g.SetState(bad, find); err == nil {
+			t.Errorf("SetState(%+v) succeeded", bad)
+		}
+		if !reflect.DeepEqual(g.State(name), s) {
+			t.Errorf("a refused SetState(%+v) changed the faults", bad)
+		}
 	}
 }

@@ -101,4 +101,22 @@ func TestArgs(t *testing.T) {
 	if s := strings.Join(Args(Config{Accel: AccelKVM, MemoryMiB: 2048, CPUs: 4}), " "); !strings.Contains(s, "-cpu host") || !strings.Contains(s, "-m 2048") || !strings.Contains(s, "-smp 4") || strings.Contains(s, "VGA") {
 		t.Errorf("kvm args %q: want -cpu host, 2048 MiB, 4 CPUs, no VGA", s)
 	}
+	if strings.Contains(s, "-incoming") {
+		t.Errorf("args %q wait for a saved state that was not asked for", s)
+	}
+	if s := strings.Join(Args(Config{Incoming: true}), " "); !strings.Contains(s, "-incoming defer") {
+		t.Errorf("args %q: want -incoming defer for a Config that loads a state", s)
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"/tmp/a.state":     "'/tmp/a.state'",
+		"/tmp/it's here":   `'/tmp/it'\''s here'`,
+		"/tmp/$(rm -rf x)": "'/tmp/$(rm -rf x)'",
+	} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
 }

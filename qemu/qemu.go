@@ -50,6 +50,10 @@ type Config struct {
 	Display bool
 	// Extra arguments are appended as they are (disks, NICs, ...).
 	Extra []string
+	// Incoming starts QEMU waiting for a saved state (Client.LoadState)
+	// instead of booting the kernel; the rest of the Config must be the
+	// one the state was saved from.
+	Incoming bool
 	// ExtraFiles are passed to QEMU as fds FirstExtraFD, FirstExtraFD+1,
 	// ...; refer to them with fd= options in Extra.
 	ExtraFiles []*os.File
@@ -215,6 +219,9 @@ func Args(cfg Config) []string {
 	}
 	if cfg.Append != "" {
 		a = append(a, "-append", cfg.Append)
+	}
+	if cfg.Incoming {
+		a = append(a, "-incoming", "defer")
 	}
 	return append(a, cfg.Extra...)
 }

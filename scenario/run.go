@@ -73,6 +73,9 @@ func newRunner(sc *Scenario, m mode, opts RunOptions) *runner {
 	r.predeclared = starlark.StringDict{
 		"machine":       starlark.NewBuiltin("machine", r.machineBuiltin),
 		"start_all":     starlark.NewBuiltin("start_all", r.startAll),
+		"snapshot":      starlark.NewBuiltin("snapshot", r.snapshot),
+		"restore":       starlark.NewBuiltin("restore", r.restore),
+		"checkpoint":    starlark.NewBuiltin("checkpoint", r.checkpoint),
 		"subtest":       starlark.NewBuiltin("subtest", r.subtest),
 		"log":           starlark.NewBuiltin("log", r.logBuiltin),
 		"network":       starlark.NewBuiltin("network", r.networkBuiltin),
@@ -296,6 +299,56 @@ func (r *runner) startAll(thread *starlark.Thread, b *starlark.Builtin, args sta
 	return r.step(b.Name(), "", "start_all", func() (starlark.Value, error) {
 		return starlark.None, r.tb.StartAllE()
 	})
+}
+
+// snapshot is snapshot(name): save the whole testbed (Testbed.Snapshot).
+func (r *runner) snapshot(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var name string
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name); err != nil {
+		return nil, err
+	}
+	return r.step(b.Name(), "", "snapshot "+name, func() (starlark.Value, error) {
+		return starlark.None, r.tb.SnapshotE(name)
+	})
+}
+
+// restore is restore(name): back to snapshot(name)'s state
+// (Testbed.Restore).
+func (r *runner) restore(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var name string
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name); err != nil {
+		return nil, err
+	}
+	return r.step(b.Name(), "", "restore "+name, func() (starlark.Value, error) {
+		return starlark.None, r.tb.RestoreE(name)
+	})
+}
+
+// checkpoint is checkpoint(key, fn): run fn() and save the state in the
+// cache under key, or restore that state instead of running fn
+// (Testbed.Checkpoint). fn's steps are the scenario's steps.
+func (r *runner) checkpoint(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var key string
+	var fn starlark.Callable
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "key", &key, "fn", &fn); err != nil {
+		return nil, err
+	}
+	if r.mode == loading {
+		return nil, errStepsBegin
+	}
+	r.steps++
+	if _, err := r.testbed(); err != nil {
+		return nil, &stepError{verb: b.Name(), msg: err.Error()}
+	}
+	var setupErr error // fn's own, with its failing step, passed on as it is
+	err := r.tb.CheckpointE(key, func() error {
+		_, setupErr = starlark.Call(thread, fn, nil, nil)
+		return setupErr
+	})
+	if err != nil && err != setupErr {
+		return nil, &stepError{verb: b.Name(), msg: err.Error()}
+	}
+	return starlark.None, err
 }
 
 // subtest is subtest(name, fn): run fn() as a named, timed section and a

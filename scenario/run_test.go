@@ -180,6 +180,36 @@ func TestRunUnitsExample(t *testing.T) {
 	}
 }
 
+// TestRunSnapshotExample runs examples/snapshot.star twice: the first run
+// makes its checkpoint or finds it, the second restores it without
+// running its setup; in both, restore() undoes what a subtest broke.
+func TestRunSnapshotExample(t *testing.T) {
+	testenv.NeedVM(t)
+	sc, err := Load("../examples/snapshot.star")
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	for run := range 2 {
+		var out bytes.Buffer
+		res := sc.Run(RunOptions{Log: &Log{W: &out, Steps: true}, Testbed: shakedown.Options{Timeout: 5 * time.Minute}})
+		if !res.Passed() {
+			t.Fatalf("run %d failed: %v\n%s", run, res.Err, out.String())
+		}
+		wants := []string{"restore clean", "(finished: subtest: the next starts from the snapshot, in "}
+		if run == 1 {
+			wants = append(wants, "checkpoint examples/snapshot.star: provisioned restored in ")
+		}
+		for _, want := range wants {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("run %d: log lacks %q:\n%s", run, want, out.String())
+			}
+		}
+		if run == 1 && strings.Contains(out.String(), "echo provisioned") {
+			t.Errorf("run 1 ran the setup although the checkpoint was there:\n%s", out.String())
+		}
+	}
+}
+
 // TestRunReferenceExample runs the reference suite, examples/reference.star:
 // every stand-in with real clients in guests, across two VLANs and a
 // router. Its subtests must all pass, each named in the log.

@@ -23,6 +23,7 @@ import (
 	"github.com/shakedown-dev/shakedown/image/debian"
 	"github.com/shakedown-dev/shakedown/image/kernel"
 	"github.com/shakedown-dev/shakedown/image/pkgset"
+	"github.com/shakedown-dev/shakedown/internal/snapshot"
 )
 
 const imageUsage = `usage: shakedown image <command> [flags]
@@ -184,7 +185,7 @@ func debianBuild(ctx context.Context, d *shakedown.DebianSystem, opts shakedown.
 // machines boot first, then what it is made from. Kinds not listed here
 // follow, by name.
 var kindOrder = []string{
-	shakedown.ImageKind, shakedown.LockKind,
+	snapshot.Kind, shakedown.ImageKind, shakedown.LockKind,
 	debian.DiskKind, debian.RootfsKind, debian.LockKind,
 	kernel.CacheKind, busybox.CacheKind, pkgset.TreeKind, deb.CacheKind,
 }
@@ -267,6 +268,8 @@ func (d describer) describe(e cache.Entry) string {
 		return "bin/busybox of " + busybox.Package
 	case pkgset.TreeKind:
 		return "unpacked .deb"
+	case snapshot.Kind:
+		return describeCheckpoint(e.Path)
 	case deb.CacheKind:
 		if n := firstName(e.Path, ""); strings.HasSuffix(n, ".deb") {
 			return n
@@ -274,6 +277,23 @@ func (d describer) describe(e cache.Entry) string {
 		return ".deb"
 	}
 	return "-"
+}
+
+// describeCheckpoint is "checkpoint ready: machines a, b (2 running)".
+func describeCheckpoint(dir string) string {
+	m, err := snapshot.Read(dir)
+	if err != nil {
+		return "checkpoint (unusable: the next Checkpoint sets up cold)"
+	}
+	var names []string
+	running := 0
+	for _, mc := range m.Machines {
+		names = append(names, mc.Name)
+		if mc.Running {
+			running++
+		}
+	}
+	return fmt.Sprintf("checkpoint %s: machines %s (%d running)", m.Name, strings.Join(names, ", "), running)
 }
 
 // firstName is the first name in dir with the prefix, or "".

@@ -15,6 +15,7 @@ import (
 	"github.com/shakedown-dev/shakedown/image/debian"
 	"github.com/shakedown-dev/shakedown/image/kernel"
 	"github.com/shakedown-dev/shakedown/image/pkgset"
+	"github.com/shakedown-dev/shakedown/internal/snapshot"
 )
 
 const day = 24 * time.Hour
@@ -146,6 +147,9 @@ func TestListCache(t *testing.T) {
 		{kind: shakedown.ImageKind, key: "a1", files: file([]byte("cpio")), used: time.Hour},
 		{kind: shakedown.LockKind, key: "a1", files: file(lockBytes("curl", "jq")), used: time.Hour},
 		{kind: shakedown.ImageKind, key: "a2", files: file([]byte("cpio")), used: 2 * time.Hour},
+		{kind: snapshot.Kind, key: "c1", dir: true, used: time.Minute, files: map[string][]byte{
+			"manifest.json": []byte(`{"Version": 1, "Name": "ready", "Machines": [{"Name": "a"}, {"Name": "b"}]}`)}},
+		{kind: snapshot.Kind, key: "c2", dir: true, used: 2 * time.Minute, files: map[string][]byte{"manifest.json": []byte("{")}},
 	})
 	var out bytes.Buffer
 	if err := listCache(&out, c, "", time.Now()); err != nil {
@@ -153,6 +157,8 @@ func TestListCache(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	want := []struct{ kind, key, what string }{
+		{snapshot.Kind, "c1", "checkpoint ready: machines a, b (0 running)"},
+		{snapshot.Kind, "c2", "checkpoint (unusable: the next Checkpoint sets up cold)"},
 		{shakedown.ImageKind, "a1", "initramfs: curl,jq (3 packages)"},
 		{shakedown.ImageKind, "a2", "initramfs without packages"},
 		{shakedown.LockKind, "a1", "lock of initramfs a1: curl,jq (3 packages)"},
@@ -173,8 +179,8 @@ func TestListCache(t *testing.T) {
 			t.Errorf("line %d: got %q, want %s %s ... %s", i+1, lines[i+1], w.kind, w.key, w.what)
 		}
 	}
-	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "7 entries, ") || !strings.HasSuffix(last, c.Root) {
-		t.Errorf("got total %q, want 7 entries in %s", last, c.Root)
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "9 entries, ") || !strings.HasSuffix(last, c.Root) {
+		t.Errorf("got total %q, want 9 entries in %s", last, c.Root)
 	}
 	// Listing is not a use: the month-old rootfs stays old.
 	es, err := c.Entries()

@@ -60,6 +60,11 @@ const (
 	// then syncs, stops every process and powers off or reboots.
 	ReqPoweroff = "poweroff@shakedown.dev"
 	ReqReboot   = "reboot@shakedown.dev"
+	// ReqSetClock is a global request that sets the guest's wall clock
+	// (payload: the time as Unix nanoseconds, one SSH uint64). A machine
+	// restored from a saved state wakes with the clock of the moment it
+	// was saved; TLS, leases and timers need the host's.
+	ReqSetClock = "set-clock@shakedown.dev"
 	// ChanExec opens a channel that runs a command at once: the command,
 	// environment and directory travel in the open request (an ExecRequest
 	// in JSON), so the guest starts the process while its confirmation is
