@@ -2,8 +2,6 @@ package shakedown
 
 import (
 	"context"
-	"fmt"
-	"strings"
 
 	"github.com/shakedown-dev/shakedown/image/boot"
 	"github.com/shakedown-dev/shakedown/image/cache"
@@ -38,7 +36,7 @@ func (tb *Testbed) bootFiles(ctx context.Context, name string, cfg MachineConfig
 		return bootFiles{}, err
 	}
 	if len(cfg.Packages) > 0 {
-		tb.logf("shakedown: initramfs %s with packages %s; lock in %s", img.Key[:min(len(img.Key), 12)], memberList(img.Packages), img.LockPath)
+		tb.logf("shakedown: initramfs %s with packages %s; lock in %s", img.Key[:min(len(img.Key), 12)], pkgset.Summary(img.Packages), img.LockPath)
 	}
 	if cfg.LockFile != "" && lock == nil {
 		if err := tb.keepLock(name, cfg.LockFile, img.Lock); err != nil {
@@ -107,20 +105,6 @@ func buildImage(ctx context.Context, c *cache.Cache, cfg MachineConfig, lock *pk
 	}
 	bc.Services = agentServices(cfg.Services)
 	return boot.Build(ctx, c, bc)
-}
-
-// memberList is "curl=7.88.1-10+deb12u5 (+31 dependencies)".
-func memberList(ms []pkgset.Member) string {
-	var names []string
-	deps := 0
-	for _, m := range ms {
-		if m.Requested {
-			names = append(names, m.Package.String())
-		} else {
-			deps++
-		}
-	}
-	return fmt.Sprintf("%s (+%d dependencies)", strings.Join(names, ", "), deps)
 }
 
 // keepLock writes the lock a build of machine used to path, the

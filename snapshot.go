@@ -2,15 +2,11 @@ package shakedown
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/shakedown-dev/shakedown/internal/snapshot"
@@ -40,9 +36,6 @@ func (tb *Testbed) Snapshot(name string) {
 // SnapshotE is Snapshot returning its error.
 func (tb *Testbed) SnapshotE(name string) error {
 	dir, err := tb.snapshotDir(name)
-	if err == nil {
-		err = os.MkdirAll(dir, 0o755)
-	}
 	if err == nil {
 		err = tb.save(dir, name)
 	}
@@ -107,34 +100,22 @@ func (tb *Testbed) CheckpointE(key string, setup func() error) error {
 	if err != nil {
 		return fmt.Errorf("checkpoint %s: %w", key, err)
 	}
-	if dir, ok := tb.cache.Lookup(snapshot.Kind, k); ok {
-		began := time.Now()
-		err := tb.restore(dir)
-		if err == nil {
-			tb.logf("shakedown: checkpoint %s restored in %.2fs", key, time.Since(began).Seconds())
-			return nil
-		}
-		tb.logf("shakedown: checkpoint %s: %v; setting up cold", key, err)
-		tb.stopAll()
-		for _, m := range tb.Machines() {
-			os.RemoveAll(m.disksDir())
-		}
-		if err := tb.cache.Remove(snapshot.Kind, k); err != nil {
-			return fmt.Errorf("checkpoint %s: %w", key, err)
-		}
-	}
-	if err := setup(); err != nil {
-		return err
-	}
-	_, err = tb.cache.Dir(snapshot.Kind, k, func(tmp string) error { return tb.save(tmp, key) })
-	if err != nil {
-		return fmt.Errorf("checkpoint %s: %w", key, err)
-	}
-	return nil
+	return snapshot.Checkpoint(tb.cache, key, k, snapshot.Steps{
+		Restore: tb.restore,
+		Reset: func() {
+			tb.stopAll()
+			for _, m := range tb.Machines() {
+				os.RemoveAll(m.disksDir())
+			}
+		},
+		Setup: setup,
+		Save:  func(dir string) error { return tb.save(dir, key) },
+		Logf:  tb.logf,
+	})
 }
 
 // checkpointKey is a checkpoint's cache key: the user's key with every
-// machine's configuration and boot files, the networks and hosts.
+// machine's configuration and boot files, and the networks.
 func (tb *Testbed) checkpointKey(key string) (string, error) {
 	accel, err := tb.hypervisor()
 	if err != nil {
@@ -147,13 +128,6 @@ func (tb *Testbed) checkpointKey(key string) (string, error) {
 		Boot   [3]string
 	}
 	var parts []any
-	if bin, err := exec.LookPath(qemu.DefaultBinary); err == nil {
-		fi, err := os.Stat(bin)
-		if err != nil {
-			return "", err
-		}
-		parts = append(parts, accel, fi.Size(), fi.ModTime().UnixNano())
-	}
 	for _, m := range tb.Machines() {
 		bf, err := tb.bootFiles(tb.ctx, m.name, m.cfg)
 		if err != nil {
@@ -166,111 +140,90 @@ func (tb *Testbed) checkpointKey(key string) (string, error) {
 	for _, n := range tb.allNetworks() {
 		parts = append(parts, n.name, n.Number())
 	}
-	return snapshot.Key(key, parts)
+	return snapshot.Key(key, string(accel), parts)
 }
 
-// save pauses every running machine at once, saves the testbed into dir
-// and lets the machines run on. Every machine's bootMu is held
-// throughout, so that no verb starts or stops one meanwhile.
+// save takes a snapshot of the testbed into dir (snapshot.Take).
 func (tb *Testbed) save(dir, name string) error {
-	ms := tb.Machines()
-	for _, m := range ms {
-		m.bootMu.Lock()
-		defer m.bootMu.Unlock()
-	}
 	ctx, cancel := context.WithTimeoutCause(tb.ctx, snapshotTimeout, fmt.Errorf("%w after %v saving the testbed", ErrTimeout, snapshotTimeout))
 	defer cancel()
-	man := snapshot.Manifest{Name: name, Made: time.Now(), Faults: map[string]network.FaultState{}}
-	var running []*Machine
-	for _, m := range ms {
-		mc := snapshot.Machine{Name: m.name, Running: m.running(), Blocked: m.blockedNetworks()}
-		if mc.Running {
-			running = append(running, m)
+	return snapshot.Take(ctx, dir, name, tb.members(), func() map[string]network.FaultState {
+		fs := map[string]network.FaultState{}
+		for _, n := range tb.allNetworks() {
+			fs[n.name] = n.faults.State(peerName)
 		}
-		man.Machines = append(man.Machines, mc)
-	}
-	// Pause all first: the saved states are of one moment.
-	err := eachMachine(running, func(m *Machine) error { return m.pause(ctx) })
-	if err == nil {
-		err = eachMachine(running, func(m *Machine) error {
-			return m.procNow().QMP.SaveState(ctx, snapshot.StatePath(dir, m.name))
-		})
-	}
-	for _, m := range ms {
-		if err == nil {
-			err = snapshot.CopyDisks(m.disksDir(), snapshot.DisksPath(dir, m.name))
-		}
-	}
-	for _, n := range tb.allNetworks() {
-		man.Faults[n.name] = n.faults.State(peerName)
-	}
-	if err == nil {
-		err = snapshot.Write(dir, man)
-	}
-	if rerr := eachMachine(running, func(m *Machine) error { return m.resume(ctx) }); rerr != nil {
-		return errors.Join(err, rerr)
-	}
-	return err
+		return fs
+	})
 }
 
 // restore replaces the testbed's machines and faults with the snapshot
-// in dir.
+// in dir (snapshot.Restore).
 func (tb *Testbed) restore(dir string) error {
-	man, err := snapshot.Read(dir)
-	if err != nil {
-		return err
-	}
-	ms := tb.Machines()
-	for _, mc := range man.Machines {
-		if !slices.ContainsFunc(ms, func(m *Machine) bool { return m.name == mc.Name }) {
-			return fmt.Errorf("%w: it holds machine %s, which this testbed does not declare", ErrSnapshotUnusable, mc.Name)
+	return snapshot.Restore(dir, tb.members(), func(faults map[string]network.FaultState) error {
+		for name, fs := range faults {
+			n := tb.lookupNetwork(name)
+			if n == nil {
+				return fmt.Errorf("%w: it holds network %s, which this testbed does not declare", ErrSnapshotUnusable, name)
+			}
+			if err := n.faults.SetState(fs, tb.peerByName); err != nil {
+				return fmt.Errorf("%w: network %s: %w", ErrSnapshotUnusable, name, err)
+			}
 		}
-	}
-	for name, fs := range man.Faults {
-		n := tb.lookupNetwork(name)
-		if n == nil {
-			return fmt.Errorf("%w: it holds network %s, which this testbed does not declare", ErrSnapshotUnusable, name)
-		}
-		if err := n.faults.SetState(fs, tb.peerByName); err != nil {
-			return fmt.Errorf("%w: network %s: %w", ErrSnapshotUnusable, name, err)
-		}
-	}
-	var running []*Machine
-	for _, m := range ms {
-		mc, ok := man.Machine(m.name)
-		if !ok {
-			continue // declared after the snapshot: left as it is
-		}
-		m.bootMu.Lock()
-		defer m.bootMu.Unlock()
-		m.kill()
-		m.mu.Lock()
-		m.blocked = map[string]bool{}
-		for _, n := range mc.Blocked {
-			m.blocked[n] = true
-		}
-		m.mu.Unlock()
-		if err := snapshot.CopyDisks(snapshot.DisksPath(dir, m.name), m.disksDir()); err != nil {
-			return err
-		}
-		if mc.Running {
-			running = append(running, m)
-		}
-	}
-	return eachMachine(running, func(m *Machine) error {
-		return m.wrap(m.boot(snapshot.StatePath(dir, m.name)))
+		return nil
 	})
 }
 
 // eachMachine runs f on every machine at once and joins their errors.
 func eachMachine(ms []*Machine, f func(*Machine) error) error {
-	errs := make([]error, len(ms))
-	var wg sync.WaitGroup
-	for i, m := range ms {
-		wg.Go(func() { errs[i] = f(m) })
+	return snapshot.Each(ms, f)
+}
+
+// member is a machine as package snapshot sees it (snapshot.Member);
+// bootMu is held while it works.
+type member struct{ *machine }
+
+func (tb *Testbed) members() []snapshot.Member {
+	var ms []snapshot.Member
+	for _, m := range tb.Machines() {
+		ms = append(ms, member{m.machine})
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return ms
+}
+
+func (m member) Name() string            { return m.name }
+func (m member) Lock()                   { m.bootMu.Lock() }
+func (m member) Unlock()                 { m.bootMu.Unlock() }
+func (m member) Running() bool           { return m.running() }
+func (m member) DisksDir() string        { return m.disksDir() }
+func (m member) Stop()                   { m.kill() }
+func (m member) Load(state string) error { return m.wrap(m.boot(state)) }
+func (m member) SaveState(ctx context.Context, p string) error {
+	return m.procNow().QMP.SaveState(ctx, p)
+}
+func (m member) Pause(ctx context.Context) error  { return m.pause(ctx) }
+func (m member) Resume(ctx context.Context) error { return m.resume(ctx) }
+
+// Blocked lists the networks whose link Block cut, sorted.
+func (m member) Blocked() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ns []string
+	for n, b := range m.blocked {
+		if b {
+			ns = append(ns, n)
+		}
+	}
+	slices.Sort(ns)
+	return ns
+}
+
+func (m member) SetBlocked(networks []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.blocked = map[string]bool{}
+	for _, n := range networks {
+		m.blocked[n] = true
+	}
 }
 
 // pause ends the agent session, so that the guest's agent goes back to
@@ -287,7 +240,7 @@ func (m *machine) pause(ctx context.Context) error {
 		// swallow the next host's first hello (half a second).
 		events, unsubscribe := proc.QMP.Subscribe()
 		agent.Close()
-		awaitPortOpen(ctx, events, reopenWait)
+		qemu.AwaitPortOpen(ctx, events, reopenWait)
 		unsubscribe()
 	}
 	if err := proc.QMP.Stop(ctx); err != nil {
@@ -299,26 +252,6 @@ func (m *machine) pause(ctx context.Context) error {
 // reopenWait bounds the wait for the agent to reopen its port: past it,
 // the snapshot is taken all the same, and costs a hello on restore.
 const reopenWait = 5 * time.Second
-
-// awaitPortOpen waits until QEMU reports that the guest opened a
-// virtio-serial port (VSERPORT_CHANGE), for at most d.
-func awaitPortOpen(ctx context.Context, events <-chan qemu.Event, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	for {
-		select {
-		case e := <-events:
-			var data struct{ Open bool }
-			if e.Name == "VSERPORT_CHANGE" && json.Unmarshal(e.Data, &data) == nil && data.Open {
-				return
-			}
-		case <-t.C:
-			return
-		case <-ctx.Done():
-			return
-		}
-	}
-}
 
 // resume runs a machine that pause stopped, reconnects its agent and
 // sets its clock to the host's; bootMu is held.
@@ -341,20 +274,6 @@ func (m *machine) procNow() *qemu.Process {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.proc
-}
-
-// blockedNetworks lists the networks whose link Block cut, sorted.
-func (m *machine) blockedNetworks() []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var ns []string
-	for n, b := range m.blocked {
-		if b {
-			ns = append(ns, n)
-		}
-	}
-	slices.Sort(ns)
-	return ns
 }
 
 // peerName names a fault's peer in a snapshot; peerByName finds it again.

@@ -18,7 +18,6 @@ package shakedown
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -310,18 +309,7 @@ func (tb *Testbed) StartAll() {
 
 // StartAllE is StartAll returning the machines' errors, joined.
 func (tb *Testbed) StartAllE() error {
-	ms := tb.Machines()
-	errs := make([]error, len(ms))
-	var wg sync.WaitGroup
-	for i, m := range ms {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = m.StartE()
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return eachMachine(tb.Machines(), (*Machine).StartE)
 }
 
 // Subtest runs f as a named, timed section of the test, as the NixOS
@@ -385,12 +373,7 @@ func (tb *Testbed) cleanup() {
 
 // stopAll kills every machine and waits for their goroutines.
 func (tb *Testbed) stopAll() {
-	var wg sync.WaitGroup
-	for _, m := range tb.Machines() {
-		wg.Add(1)
-		go func() { defer wg.Done(); m.kill() }()
-	}
-	wg.Wait()
+	eachMachine(tb.Machines(), func(m *Machine) error { m.kill(); return nil })
 }
 
 // release unlocks the run directory; remove deletes it.

@@ -416,6 +416,27 @@ func (c *Client) Close() error {
 	return nil
 }
 
+// AwaitPortOpen waits until QEMU reports that the guest opened a
+// virtio-serial port (VSERPORT_CHANGE) among events (from Subscribe), for
+// at most d; it reports whether it saw one.
+func AwaitPortOpen(ctx context.Context, events <-chan Event, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case e := <-events:
+			var data struct{ Open bool }
+			if e.Name == "VSERPORT_CHANGE" && json.Unmarshal(e.Data, &data) == nil && data.Open {
+				return true
+			}
+		case <-t.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
 // Subscribe returns a channel that receives every event from now on, and a
 // function that ends the subscription and closes the channel. The channel
 // buffers EventBuffer events; when it is full, further events are dropped

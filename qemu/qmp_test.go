@@ -852,3 +852,22 @@ func TestRealQEMU(t *testing.T) {
 		t.Fatal("qemu still running after Quit")
 	}
 }
+
+// TestAwaitPortOpen checks that only a VSERPORT_CHANGE that opens a port
+// ends the wait, and that the wait is bounded.
+func TestAwaitPortOpen(t *testing.T) {
+	events := make(chan Event, 3)
+	events <- Event{Name: "VSERPORT_CHANGE", Data: []byte(`{"id": "p", "open": false}`)}
+	events <- Event{Name: "NIC_RX_FILTER_CHANGED"}
+	events <- Event{Name: "VSERPORT_CHANGE", Data: []byte(`{"id": "p", "open": true}`)}
+	if !AwaitPortOpen(context.Background(), events, time.Minute) {
+		t.Error("the port's opening went unseen")
+	}
+	began := time.Now()
+	if AwaitPortOpen(context.Background(), events, 20*time.Millisecond) {
+		t.Error("saw an opening that never came")
+	}
+	if d := time.Since(began); d > 5*time.Second {
+		t.Errorf("a wait bounded at 20ms took %v", d)
+	}
+}

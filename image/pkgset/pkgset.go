@@ -38,11 +38,12 @@ import (
 	"slices"
 	"strings"
 
+	"pault.ag/go/debian/dependency"
+
 	"github.com/shakedown-dev/shakedown/image/cache"
 	"github.com/shakedown-dev/shakedown/image/deb"
 	"github.com/shakedown-dev/shakedown/image/elfdeps"
 	"github.com/shakedown-dev/shakedown/image/fstree"
-	"pault.ag/go/debian/dependency"
 )
 
 // TreeKind is the cache kind of unpacked packages, one directory per .deb
@@ -453,4 +454,19 @@ func describeMissing(err error, tree elfdeps.Tree, files map[string]*file, membe
 		out = append(out, e)
 	}
 	return errors.Join(out...)
+}
+
+// Summary is "curl=7.88.1-10+deb12u5 (+31 dependencies)": the members
+// asked for, and how many came as their dependencies.
+func Summary(ms []Member) string {
+	var names []string
+	deps := 0
+	for _, m := range ms {
+		if m.Requested {
+			names = append(names, m.Package.String())
+		} else {
+			deps++
+		}
+	}
+	return fmt.Sprintf("%s (+%d dependencies)", strings.Join(names, ", "), deps)
 }

@@ -286,3 +286,15 @@ func TestResolveVirtual(t *testing.T) {
 		}
 	}
 }
+
+func TestSummary(t *testing.T) {
+	ms := []Member{
+		{Package: deb.Package{Name: "curl", Version: "7.88.1-10"}, Requested: true},
+		{Package: deb.Package{Name: "libc6", Version: "2.36-9"}},
+		{Package: deb.Package{Name: "jq", Version: "1.6-2.1"}, Requested: true},
+		{Package: deb.Package{Name: "libjq1", Version: "1.6-2.1"}},
+	}
+	if got, want := Summary(ms), "curl=7.88.1-10, jq=1.6-2.1 (+2 dependencies)"; got != want {
+		t.Errorf("Summary = %q, want %q", got, want)
+	}
+}

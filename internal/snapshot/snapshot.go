@@ -3,12 +3,15 @@
 // copy of its disk files, and a manifest that names the machines, which
 // of them ran, and the networks' faults. It reads a snapshot back with
 // the checks that turn a missing, truncated or foreign one into an error
-// that says so before QEMU is asked to load it. The testbed (the root
-// package) does the pausing, saving and restoring; this package imports
-// only the layers below it (qemu, network).
+// that says so before QEMU is asked to load it; and it keeps checkpoints,
+// snapshots in the cache under a key of everything they depend on. The
+// testbed (the root package) does the pausing, saving and restoring;
+// this package imports only the layers below it (qemu, network,
+// image/cache).
 package snapshot
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -19,8 +22,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/shakedown-dev/shakedown/image/cache"
 	"github.com/shakedown-dev/shakedown/network"
 	"github.com/shakedown-dev/shakedown/qemu"
 )
@@ -160,14 +165,177 @@ func CopyDisks(from, to string) error {
 	return nil
 }
 
+// Member is a testbed's machine as a snapshot sees it. Take and Restore
+// hold its Lock while they work, so that nothing else starts or stops it.
+type Member interface {
+	Name() string
+	Lock()
+	Unlock()
+	Running() bool
+	// Blocked are the networks whose link is cut; SetBlocked sets them
+	// before Load.
+	Blocked() []string
+	SetBlocked(networks []string)
+	// DisksDir holds the machine's disk files.
+	DisksDir() string
+	// Pause ends the host's session with the agent and stops the vCPUs;
+	// SaveState then saves RAM and devices to a file; Resume runs the
+	// machine again and reconnects.
+	Pause(ctx context.Context) error
+	SaveState(ctx context.Context, path string) error
+	Resume(ctx context.Context) error
+	// Stop kills the machine's QEMU, if it runs.
+	Stop()
+	// Load starts a QEMU from a saved state and reconnects.
+	Load(state string) error
+}
+
+// Take saves the members into dir as the snapshot name, with the
+// networks' faults: the running ones are paused together, so that their
+// states are of one moment, saved, their disks copied, and resumed,
+// whether or not the saving worked.
+func Take(ctx context.Context, dir, name string, ms []Member, faults func() map[string]network.FaultState) error {
+	for _, m := range ms {
+		m.Lock()
+		defer m.Unlock()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	man := Manifest{Name: name, Made: time.Now()}
+	var running []Member
+	for _, m := range ms {
+		mc := Machine{Name: m.Name(), Running: m.Running(), Blocked: m.Blocked()}
+		if mc.Running {
+			running = append(running, m)
+		}
+		man.Machines = append(man.Machines, mc)
+	}
+	err := Each(running, func(m Member) error { return m.Pause(ctx) })
+	if err == nil {
+		err = Each(running, func(m Member) error { return m.SaveState(ctx, StatePath(dir, m.Name())) })
+	}
+	for _, m := range ms {
+		if err == nil {
+			err = CopyDisks(m.DisksDir(), DisksPath(dir, m.Name()))
+		}
+	}
+	man.Faults = faults()
+	if err == nil {
+		err = Write(dir, man)
+	}
+	return errors.Join(err, Each(running, func(m Member) error { return m.Resume(ctx) }))
+}
+
+// Restore puts the members back to the snapshot in dir: it checks the
+// snapshot whole (Read) and that it names only these members, has
+// setFaults apply its faults, then stops each member it holds, puts its
+// disks back and loads the running ones, together. Members the snapshot
+// does not hold (declared after it) are left as they are.
+func Restore(dir string, ms []Member, setFaults func(map[string]network.FaultState) error) error {
+	man, err := Read(dir)
+	if err != nil {
+		return err
+	}
+	byName := map[string]Member{}
+	for _, m := range ms {
+		byName[m.Name()] = m
+	}
+	for _, mc := range man.Machines {
+		if byName[mc.Name] == nil {
+			return fmt.Errorf("%w: it holds machine %s, which this testbed does not declare", ErrUnusable, mc.Name)
+		}
+	}
+	if err := setFaults(man.Faults); err != nil {
+		return err
+	}
+	var running []Member
+	for _, mc := range man.Machines {
+		m := byName[mc.Name]
+		m.Lock()
+		defer m.Unlock()
+		m.Stop()
+		m.SetBlocked(mc.Blocked)
+		if err := CopyDisks(DisksPath(dir, mc.Name), m.DisksDir()); err != nil {
+			return err
+		}
+		if mc.Running {
+			running = append(running, m)
+		}
+	}
+	return Each(running, func(m Member) error { return m.Load(StatePath(dir, m.Name())) })
+}
+
+// Each runs f on every element of xs at once and joins their errors.
+func Each[T any](xs []T, f func(T) error) error {
+	errs := make([]error, len(xs))
+	var wg sync.WaitGroup
+	for i, x := range xs {
+		wg.Go(func() { errs[i] = f(x) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
 // Key is the cache key of a checkpoint: the user's key and everything the
-// saved state depends on (each machine's configuration and boot files,
-// the accelerator, QEMU itself), hashed.
-func Key(user string, parts any) (string, error) {
-	b, err := json.Marshal(parts)
+// saved state depends on, hashed: parts (each machine's configuration
+// and boot files, say), the accelerator, and QEMU's binary, by size and
+// modification time (a state does not load into another QEMU version).
+func Key(user, accel string, parts any) (string, error) {
+	bin, err := exec.LookPath(qemu.DefaultBinary)
+	if err != nil {
+		return "", qemu.ErrNoQEMU
+	}
+	fi, err := os.Stat(bin)
+	if err != nil {
+		return "", err
+	}
+	b, err := json.Marshal([]any{accel, fi.Size(), fi.ModTime().UnixNano(), parts})
 	if err != nil {
 		return "", fmt.Errorf("checkpoint %s: %w", user, err)
 	}
 	h := sha256.Sum256(append([]byte(user+"\x00"), b...))
 	return hex.EncodeToString(h[:16]), nil
+}
+
+// Steps are what Checkpoint does with the testbed.
+type Steps struct {
+	// Restore restores the snapshot in a directory.
+	Restore func(dir string) error
+	// Reset undoes what a failed Restore left: machines stopped, their
+	// disks removed, ready for Setup.
+	Reset func()
+	// Setup brings the testbed to the state to keep.
+	Setup func() error
+	// Save takes a snapshot into a directory.
+	Save func(dir string) error
+	// Logf says what became of the checkpoint.
+	Logf func(format string, args ...any)
+}
+
+// Checkpoint restores the checkpoint named name, under key in c, or runs
+// s.Setup and keeps a snapshot of its end there. A checkpoint that does
+// not restore is logged, removed and set up anew. Setup's error is
+// returned as it is, and nothing is kept.
+func Checkpoint(c *cache.Cache, name, key string, s Steps) error {
+	if dir, ok := c.Lookup(Kind, key); ok {
+		began := time.Now()
+		err := s.Restore(dir)
+		if err == nil {
+			s.Logf("shakedown: checkpoint %s restored in %.2fs", name, time.Since(began).Seconds())
+			return nil
+		}
+		s.Logf("shakedown: checkpoint %s: %v; setting up cold", name, err)
+		s.Reset()
+		if err := c.Remove(Kind, key); err != nil {
+			return fmt.Errorf("checkpoint %s: %w", name, err)
+		}
+	}
+	if err := s.Setup(); err != nil {
+		return err
+	}
+	if _, err := c.Dir(Kind, key, s.Save); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", name, err)
+	}
+	return nil
 }
