@@ -30,7 +30,7 @@ func needDebian(t *testing.T) {
 // Reboot): multi-user.target through the guest's systemd, a declared unit
 // active, a failing one failing the wait at once, the agent's network
 // setup as a service, and a file written to the root disk's overlay
-// surviving Reboot.
+// surviving Reboot; then a Snapshot and Restore.
 func TestDebianSystem(t *testing.T) {
 	needDebian(t)
 	tb := newTestbed(t)
@@ -70,6 +70,20 @@ func TestDebianSystem(t *testing.T) {
 	if got := m.Succeed("cat /root/mark"); got != "kept\n" {
 		t.Errorf("after Reboot: got %q, want the file written before", got)
 	}
+
+	// A snapshot of a systemd machine: its root disk's overlay and its
+	// units come back as they were, and systemd keeps supervising.
+	m.WaitForUnit("hello")
+	tb.Snapshot("up")
+	m.Succeed("rm /root/mark && systemctl stop hello")
+	began = time.Now()
+	tb.Restore("up")
+	t.Logf("restored in %v", time.Since(began).Round(time.Millisecond))
+	if got := m.Succeed("cat /root/mark; systemctl is-active hello"); got != "kept\nactive\n" {
+		t.Errorf("after Restore: got %q, want the mark and hello active", got)
+	}
+	m.Succeed("systemctl restart hello")
+	m.WaitForUnit("hello")
 }
 
 // TestDebianLockReproducible builds a Debian root disk, then twice from
