@@ -265,7 +265,7 @@ func (m *machine) boot(state string) error {
 		Initrd:     bf.initrd,
 		Append:     cmdline,
 		Display:    true,
-		Incoming:   state != "",
+		State:      state,
 		Extra:      append(append(disk.QEMUArgs(disks), netArgs...), m.cfg.QEMUArgs...),
 		ExtraFiles: netFiles,
 	})
@@ -331,7 +331,7 @@ func (m *machine) boot(state string) error {
 		fmt.Errorf("no answer from the agent within the %v boot timeout (MachineConfig.BootTimeout)", bootTimeout))
 	defer cancel()
 	if state != "" {
-		if err := proc.QMP.LoadState(bctx, state); err != nil {
+		if err := proc.QMP.AwaitLoaded(bctx); err != nil {
 			m.kill()
 			endBoot(err)
 			return fmt.Errorf("restore: %w\n%s", err, proc.Output())

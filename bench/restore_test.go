@@ -57,8 +57,10 @@ func benchRestore(b *testing.B, n int, cfg shakedown.MachineConfig) {
 
 		began = time.Now()
 		tb.Restore("ready")
+		restored := time.Since(began)
 		firstCommands()
 		restores = append(restores, time.Since(began))
+		b.Logf("restore %v, then the first commands %v", restored, time.Since(began)-restored)
 	}
 	b.StopTimer()
 	b.Logf("boots: %s", formatDurations(boots))

@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"context"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -104,8 +105,8 @@ func TestArgs(t *testing.T) {
 	if strings.Contains(s, "-incoming") {
 		t.Errorf("args %q wait for a saved state that was not asked for", s)
 	}
-	if s := strings.Join(Args(Config{Incoming: true}), " "); !strings.Contains(s, "-incoming defer") {
-		t.Errorf("args %q: want -incoming defer for a Config that loads a state", s)
+	if s := strings.Join(Args(Config{State: "/s", ExtraFiles: make([]*os.File, 2)}), " "); !strings.Contains(s, "-incoming fd:8") {
+		t.Errorf("args %q: want -incoming fd:8, the fd after two ExtraFiles, for a Config that loads a state", s)
 	}
 }
 

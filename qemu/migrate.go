@@ -49,23 +49,16 @@ func (c *Client) SaveState(ctx context.Context, path string) error {
 	return nil
 }
 
-// LoadState loads a state that SaveState wrote into a QEMU started with
-// Config.Incoming, runs the guest from there, and returns. QEMU exits
-// when the stream is bad, so a caller should report the process's Output
-// along with the error.
-func (c *Client) LoadState(ctx context.Context, path string) error {
-	if err := CheckState(path); err != nil {
-		return err
-	}
-	err := c.Execute(ctx, "migrate-incoming", map[string]any{"uri": "exec:cat " + shellQuote(path)}, nil)
-	if err == nil {
-		err = c.awaitMigration(ctx, "load")
-	}
+// AwaitLoaded waits until a QEMU started with Config.State has loaded
+// it, and runs the guest from there. QEMU exits when the stream is bad,
+// so a caller should report the process's Output along with the error.
+func (c *Client) AwaitLoaded(ctx context.Context) error {
+	err := c.awaitMigration(ctx, "load")
 	if err == nil {
 		err = c.runLoaded(ctx)
 	}
 	if err != nil {
-		return fmt.Errorf("load state from %s: %w", path, err)
+		return fmt.Errorf("load state: %w", err)
 	}
 	return nil
 }
@@ -74,16 +67,26 @@ func (c *Client) LoadState(ctx context.Context, path string) error {
 // first bytes: a missing, empty or foreign file is found before QEMU is
 // asked to load it.
 func CheckState(path string) error {
+	f, err := openState(path)
+	if err == nil {
+		f.Close()
+	}
+	return err
+}
+
+// openState opens a state file after checking its first bytes, and
+// leaves it at its start.
+func openState(path string) (*os.File, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrBadState, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadState, err)
 	}
-	defer f.Close()
 	head := make([]byte, len(stateMagic))
-	if n, _ := f.Read(head); n < len(head) || !bytes.Equal(head, stateMagic) {
-		return fmt.Errorf("%w: %s does not start as a QEMU migration stream (QEVM, version 3)", ErrBadState, path)
+	if n, _ := f.ReadAt(head, 0); n < len(head) || !bytes.Equal(head, stateMagic) {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s does not start as a QEMU migration stream (QEVM, version 3)", ErrBadState, path)
 	}
-	return nil
+	return f, nil
 }
 
 // runLoaded runs a guest whose state has loaded. The state carries the

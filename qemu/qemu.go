@@ -50,10 +50,11 @@ type Config struct {
 	Display bool
 	// Extra arguments are appended as they are (disks, NICs, ...).
 	Extra []string
-	// Incoming starts QEMU waiting for a saved state (Client.LoadState)
-	// instead of booting the kernel; the rest of the Config must be the
-	// one the state was saved from.
-	Incoming bool
+	// State, if set, is a state file of Client.SaveState that QEMU loads
+	// at start instead of booting the kernel (Client.AwaitLoaded waits
+	// for it); the rest of the Config must be the one the state was
+	// saved from. QEMU reads it from an fd passed after ExtraFiles.
+	State string
 	// ExtraFiles are passed to QEMU as fds FirstExtraFD, FirstExtraFD+1,
 	// ...; refer to them with fd= options in Extra.
 	ExtraFiles []*os.File
@@ -119,6 +120,18 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 	args := Args(cfg)
 	cmd := exec.Command(path, args...)
 	cmd.ExtraFiles = append([]*os.File{qmpGuest, conGuest, agentLn}, cfg.ExtraFiles...)
+	if cfg.State != "" {
+		// Read straight from the file: no pipe, no cat competing for
+		// the CPU with the load.
+		f, err := openState(cfg.State)
+		if err != nil {
+			qmpHost.Close()
+			conHost.Close()
+			return nil, err
+		}
+		defer f.Close()
+		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+	}
 	stderr := &tailBuffer{max: 8 << 10}
 	cmd.Stdout = stderr
 	cmd.Stderr = stderr
@@ -220,8 +233,8 @@ func Args(cfg Config) []string {
 	if cfg.Append != "" {
 		a = append(a, "-append", cfg.Append)
 	}
-	if cfg.Incoming {
-		a = append(a, "-incoming", "defer")
+	if cfg.State != "" {
+		a = append(a, "-incoming", fmt.Sprintf("fd:%d", FirstExtraFD+len(cfg.ExtraFiles)))
 	}
 	return append(a, cfg.Extra...)
 }
