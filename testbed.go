@@ -10,6 +10,11 @@
 // lines. The testbed stops every machine when the test ends, whatever the
 // outcome; the artifacts (console logs, screenshots) are kept when it fails.
 //
+// Snapshot and Restore save and bring back the whole testbed (machines'
+// RAM, devices and disks, the networks' faults) within a test, and
+// Checkpoint keeps such a state in the cache across tests and processes,
+// so that a slow setup runs once and every test starts from its end.
+//
 // Every verb has an E form returning its error (SucceedE, StartAllE),
 // which wraps a sentinel of errors.go; front ends outside go test pass a
 // RunT. The package is the Go API alone: it imports the layers below it,

@@ -35,7 +35,9 @@
 // .addr, .addr6, block() and unblock(). block, unblock, partition, heal,
 // net.partition, net.heal and net.impair(peer, loss=, delay=, ...) cut and
 // degrade them, for machines and hosts alike. accel() and output_dir()
-// are the testbed's. A machine's or host's address, like a network's
+// are the testbed's, and so are snapshot(name), restore(name) and
+// checkpoint(key, fn), which runs fn() once and restores its end state
+// from the cache in later runs (shakedown.Testbed.Checkpoint). A machine's or host's address, like a network's
 // .number, makes the testbed, so the load pass stops there as at a step.
 //
 // dns_stub(network, name, zones={origin: [records]}, records=[...],
