@@ -27,13 +27,11 @@ func (tb *Testbed) serveControl() {
 			if m == nil {
 				return nil, fmt.Errorf("machine %s is not declared", name)
 			}
-			m.mu.Lock()
-			agent, run := m.agent, m.run
-			m.mu.Unlock()
-			if agent == nil || run == nil || run.Err() != nil {
+			v := m.current()
+			if v == nil || v.Agent() == nil || v.Run().Err() != nil {
 				return nil, fmt.Errorf("machine %s is not running", name)
 			}
-			return agent.SSH(), nil
+			return v.Agent().SSH(), nil
 		},
 	})
 	if err != nil {

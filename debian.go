@@ -2,21 +2,11 @@ package shakedown
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
+	"github.com/shakedown-dev/shakedown/image/bootfiles"
 	"github.com/shakedown-dev/shakedown/image/cache"
-	"github.com/shakedown-dev/shakedown/image/deb"
 	"github.com/shakedown-dev/shakedown/image/debian"
-	"github.com/shakedown-dev/shakedown/image/disk"
-	"github.com/shakedown-dev/shakedown/image/kernel"
-	"github.com/shakedown-dev/shakedown/image/lockfile"
-	"github.com/shakedown-dev/shakedown/image/pkgset"
-	"github.com/shakedown-dev/shakedown/internal/agentbuild"
-	"github.com/shakedown-dev/shakedown/internal/agentproto"
 )
 
 // DebianSystem makes a machine a full Debian system with systemd, booted
@@ -53,26 +43,6 @@ type DebianSystem = debian.System
 // takes 20-40 s on a loaded host.
 const DefaultDebianBootTimeout = 3 * time.Minute
 
-// checkDebian rejects what a Debian machine cannot have, when the machine
-// is declared.
-func checkDebian(cfg MachineConfig) error {
-	d := cfg.Debian
-	if d == nil {
-		return nil
-	}
-	var errs []error
-	if cfg.Kernel != "" || cfg.Initrd != "" {
-		errs = append(errs, errors.New("a Debian system boots Debian's kernel with its own initramfs: leave Kernel and Initrd empty"))
-	}
-	if len(cfg.Packages) > 0 {
-		errs = append(errs, errors.New("packages of a Debian system go in Debian.Packages, not Packages (the initramfs's)"))
-	}
-	if len(cfg.Services) > 0 {
-		errs = append(errs, errors.New("a Debian system runs systemd units: declare them in Debian.Units, not Services"))
-	}
-	return errors.Join(append(errs, d.Check())...)
-}
-
 // DebianImage is a built Debian root disk and what boots it (see
 // debian.Image).
 type DebianImage = debian.Image
@@ -85,88 +55,6 @@ func BuildDebian(ctx context.Context, cfg MachineConfig, opts ImageOptions) (*De
 	if err != nil {
 		return nil, err
 	}
-	return buildDebian(ctx, c, cfg, nil, reporter{fn: serialized(opts.Progress)})
-}
-
-// debianSteps are the Event.Step of debian.Build's steps.
-var debianSteps = map[debian.Step]string{debian.StepRootfs: StepRootfs, debian.StepDisk: StepDisk}
-
-func buildDebian(ctx context.Context, c *cache.Cache, cfg MachineConfig, logf func(string, ...any), rep reporter) (*DebianImage, error) {
-	if err := checkDebian(cfg); err != nil {
-		return nil, err
-	}
-	src := rep.watch(deb.Apt{})
-	end := rep.begin(StepKernel)
-	k, err := kernel.Debian(ctx, c, src)
-	end(err)
-	if err != nil {
-		return nil, fmt.Errorf("kernel: %w", err)
-	}
-	end = rep.begin(StepAgent)
-	agent, err := agentbuild.Path(ctx, filepath.Join(c.Root, "agent-build"))
-	end(err)
-	if err != nil {
-		return nil, err
-	}
-	spec := debian.Spec{System: *cfg.Debian, Modules: cfg.Modules, Agent: agent, Kernel: k}
-	for _, f := range cfg.Files {
-		spec.Files = append(spec.Files, debian.File{Guest: f.Guest, Host: f.Host, Data: f.Data, Mode: f.Mode})
-	}
-	img, err := debian.Build(ctx, c, spec, debian.Options{Source: src, Logf: logf,
-		Begin: func(s debian.Step) func(error) { return rep.begin(debianSteps[s]) }})
-	if err != nil {
-		return nil, err
-	}
-	return img, nil
-}
-
-func (tb *Testbed) debianBootFiles(ctx context.Context, name string, cfg MachineConfig) (bootFiles, error) {
-	var lock *pkgset.Lock
-	if cfg.LockFile != "" {
-		var err error
-		if lock, err = lockfile.Read(cfg.LockFile, cfg.Debian.Packages); err != nil {
-			return bootFiles{}, err
-		}
-		if lock != nil {
-			d := *cfg.Debian
-			d.Lock = lock
-			cfg.Debian = &d
-		}
-	}
-	img, err := buildDebian(ctx, tb.cache, cfg, tb.logf, reporter{machine: name, fn: tb.progress})
-	if err != nil {
-		return bootFiles{}, err
-	}
-	if cfg.LockFile != "" && lock == nil {
-		if img.Lock == nil {
-			return bootFiles{}, fmt.Errorf("lock file %s: the build could not lock its packages (see the log)", cfg.LockFile)
-		}
-		if err := tb.keepLock(name, cfg.LockFile, img.Lock); err != nil {
-			return bootFiles{}, err
-		}
-	}
-	return bootFiles{kernel: img.Kernel, initrd: img.Initrd, root: img.Path}, nil
-}
-
-// debianCmdline is what a Debian system's kernel command line adds: the
-// root for the initramfs's agent (agent.ParamRoot) and for tools that
-// read root=, the hostname for systemd, and interfaces named eth0, eth1,
-// ... as ParamNet counts them, not by their PCI slot.
-func debianCmdline(name string) []string {
-	return []string{"root=/dev/vda", "rw", agentproto.ParamRoot + "=/dev/vda", "systemd.hostname=" + name, "net.ifnames=0"}
-}
-
-// withRootDisk puts the machine's overlay of the Debian root image first
-// among its disks, making it /dev/vda; the overlay is made on the first
-// boot and kept, so the guest's writes survive Reboot.
-func (m *machine) withRootDisk(base string, disks []disk.File) ([]disk.File, error) {
-	dir := m.disksDir()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("root disk: %w", err)
-	}
-	root := disk.File{Name: "root", Path: filepath.Join(dir, "root.qcow2"), Format: "qcow2"}
-	if err := disk.Once(root.Path, func(tmp string) error { return disk.Overlay(base, tmp) }); err != nil {
-		return nil, fmt.Errorf("root disk: %w", err)
-	}
-	return append([]disk.File{root}, disks...), nil
+	rep := reporter{fn: serialized(opts.Progress)}
+	return bootfiles.Debian(ctx, c, bootSpec("", cfg), rep.progress(nil))
 }

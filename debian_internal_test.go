@@ -3,6 +3,8 @@ package shakedown
 import (
 	"strings"
 	"testing"
+
+	"github.com/shakedown-dev/shakedown/image/bootfiles"
 )
 
 func TestCheckDebian(t *testing.T) {
@@ -21,7 +23,7 @@ func TestCheckDebian(t *testing.T) {
 		{"size", MachineConfig{Debian: &DebianSystem{SizeMiB: -1}}, "negative root size"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := checkDebian(tc.cfg)
+			err := bootfiles.CheckDebian(bootSpec("", tc.cfg))
 			switch {
 			case tc.want == "" && err != nil:
 				t.Errorf("got %v, want no error", err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/shakedown-dev/shakedown/agentclient"
+	"github.com/shakedown-dev/shakedown/internal/vm"
 )
 
 // Command is a command with everything a shell line cannot say: its own
@@ -36,8 +37,8 @@ func (m *Machine) exec(cmd Command, d time.Duration) (Result, error) {
 	defer cancel()
 	res, err := agent.Exec(ctx, cmd)
 	if err != nil {
-		settle(ctx)
-		if c := cause(ctx); c != nil {
+		vm.Settle(ctx)
+		if c := context.Cause(ctx); c != nil {
 			err = fmt.Errorf("command %q: %w", cmd.Cmd, c)
 			if errors.Is(c, ErrTimeout) || errors.Is(c, ErrGlobalTimeout) {
 				err = fmt.Errorf("command %q killed: %w%s", cmd.Cmd, c, outputs(res, "partial "))

@@ -89,9 +89,7 @@ func (m *Machine) screenshot(name string) (string, error) {
 	if _, _, err := m.session(); err != nil {
 		return "", err
 	}
-	m.mu.Lock()
-	proc := m.proc
-	m.mu.Unlock()
+	proc := m.current().Proc
 	ppm := filepath.Join(m.tb.dir, "."+m.name+"-"+name+".ppm")
 	png := filepath.Join(m.tb.dir, m.name+"-"+name+".png")
 	ctx, cancel := context.WithTimeout(m.tb.ctx, m.wait())

@@ -261,13 +261,11 @@ func (h *Host) local(network, addr string) (string, error) {
 func (tb *Testbed) refreshHostsFiles() error {
 	data := tb.hostsFile()
 	for _, m := range tb.Machines() {
-		m.mu.Lock()
-		client := m.agent
-		running := m.proc != nil && !m.proc.Exited()
-		m.mu.Unlock()
-		if client == nil || !running || len(m.cfg.Networks) == 0 {
+		v := m.current()
+		if v == nil || !v.Running() || v.Agent() == nil || len(m.cfg.Networks) == 0 {
 			continue
 		}
+		client := v.Agent()
 		if err := client.WriteFile("/etc/hosts", data); err != nil {
 			return fmt.Errorf("update /etc/hosts of %s: %w", m.name, err)
 		}

@@ -12,8 +12,9 @@ import (
 	"time"
 
 	"github.com/shakedown-dev/shakedown/agentclient"
+	"github.com/shakedown-dev/shakedown/image/bootfiles"
 	"github.com/shakedown-dev/shakedown/image/disk"
-	"github.com/shakedown-dev/shakedown/internal/agentproto"
+	"github.com/shakedown-dev/shakedown/internal/vm"
 	"github.com/shakedown-dev/shakedown/qemu"
 )
 
@@ -110,15 +111,11 @@ type machine struct {
 	// bootMu serialises Start, Shutdown, Crash and Reboot.
 	bootMu sync.Mutex
 
-	mu       sync.Mutex
-	proc     *qemu.Process
-	agent    *agentclient.Client
-	run      context.Context // ends when this boot's QEMU exits
-	expected bool            // the exit in progress was asked for
-	boots    int
-	wg       sync.WaitGroup  // the console and watcher goroutines of the running boot
-	nics     []nic           // the running boot's network interfaces
-	blocked  map[string]bool // networks whose link Block cut
+	mu      sync.Mutex
+	vm      *vm.VM // the running or last boot; nil before the first
+	boots   int
+	nics    []nic           // the running boot's network interfaces
+	blocked map[string]bool // networks whose link Block cut
 }
 
 func newMachine(tb *Testbed, name string, cfg MachineConfig) (*machine, error) {
@@ -160,7 +157,7 @@ func checkConfig(tb *Testbed, cfg MachineConfig) error {
 	if cfg.LockFile != "" && cfg.Initrd != "" {
 		return errors.New("LockFile pins the packages shakedown installs; a machine with its own Initrd has none (leave LockFile empty)")
 	}
-	return errors.Join(checkServices(cfg), disk.Check(cfg.Disks), checkDebian(cfg))
+	return errors.Join(checkServices(cfg), disk.Check(cfg.Disks), bootfiles.CheckDebian(bootSpec("", cfg)))
 }
 
 // Name returns the machine's name, which is also its hostname.
@@ -215,9 +212,15 @@ func (m *machine) start() error {
 }
 
 func (m *machine) running() bool {
+	v := m.current()
+	return v != nil && v.Running()
+}
+
+// current is the machine's current or last boot, nil before the first.
+func (m *machine) current() *vm.VM {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.proc != nil && !m.proc.Exited()
+	return m.vm
 }
 
 // boot starts QEMU and connects to the agent; bootMu is held. With a
@@ -239,8 +242,8 @@ func (m *machine) boot(state string) error {
 	}
 	prepared := time.Since(began)
 	disks, err := m.prepareDisks()
-	if err == nil && bf.root != "" {
-		disks, err = m.withRootDisk(bf.root, disks)
+	if err == nil && bf.Root != "" {
+		disks, err = disk.WithRoot(m.disksDir(), bf.Root, disks)
 	}
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
@@ -249,25 +252,31 @@ func (m *machine) boot(state string) error {
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
-	cmdline := m.cmdline()
+	cmdline := bootfiles.Cmdline(m.name, m.cfg.Debian != nil, m.cfg.KernelArgs)
 	if netParam != "" {
 		cmdline += " " + netParam
 	}
 	m.console.Boot()
 	rep := reporter{machine: m.name, fn: m.tb.progress}
 	endBoot := rep.begin(StepBoot)
-	proc, err := qemu.Start(ctx, qemu.Config{
-		Name:       m.name,
-		Accel:      accel,
-		MemoryMiB:  m.cfg.MemoryMiB,
-		CPUs:       m.cfg.CPUs,
-		Kernel:     bf.kernel,
-		Initrd:     bf.initrd,
-		Append:     cmdline,
-		Display:    true,
-		State:      state,
-		Extra:      append(append(disk.QEMUArgs(disks), netArgs...), m.cfg.QEMUArgs...),
-		ExtraFiles: netFiles,
+	v, err := vm.Start(ctx, vm.Config{
+		QEMU: qemu.Config{
+			Name:       m.name,
+			Accel:      accel,
+			MemoryMiB:  m.cfg.MemoryMiB,
+			CPUs:       m.cfg.CPUs,
+			Kernel:     bf.Kernel,
+			Initrd:     bf.Initrd,
+			Append:     cmdline,
+			Display:    true,
+			State:      state,
+			Extra:      append(append(disk.QEMUArgs(disks), netArgs...), m.cfg.QEMUArgs...),
+			ExtraFiles: netFiles,
+		},
+		Console: m.console,
+		Stopped: errStopped,
+		Died:    m.deathCause,
+		Exited:  m.detach,
 	})
 	// QEMU holds its own copies now; ours would keep a port alive after
 	// QEMU exits.
@@ -281,44 +290,13 @@ func (m *machine) boot(state string) error {
 		}
 		return fmt.Errorf("start: %w", err)
 	}
-	run, stop := context.WithCancelCause(ctx)
 	m.mu.Lock()
-	m.proc, m.agent, m.run, m.expected, m.nics = proc, nil, run, false, nics
+	m.vm, m.nics = v, nics
 	m.boots++
 	m.mu.Unlock()
 	if m.boots == 1 {
-		fmt.Fprintf(m.logFile, "# %s\n", proc.CommandLine())
+		fmt.Fprintf(m.logFile, "# %s\n", v.Proc.CommandLine())
 	}
-
-	consoleDone := make(chan struct{})
-	m.wg.Add(2)
-	go func() {
-		defer m.wg.Done()
-		m.console.Consume(proc.Console)
-		close(consoleDone)
-	}()
-	go func() {
-		defer m.wg.Done()
-		<-proc.Done()
-		// The console socket drains after QEMU exits; its last lines
-		// are usually the reason.
-		select {
-		case <-consoleDone:
-		case <-time.After(2 * time.Second):
-		}
-		m.mu.Lock()
-		expected, agent := m.expected, m.agent
-		m.mu.Unlock()
-		if expected {
-			stop(errStopped)
-		} else {
-			stop(m.deathCause(proc))
-		}
-		if agent != nil {
-			agent.Close()
-		}
-		m.detach()
-	}()
 
 	bootTimeout := m.cfg.BootTimeout
 	if bootTimeout == 0 {
@@ -327,37 +305,21 @@ func (m *machine) boot(state string) error {
 			bootTimeout = DefaultDebianBootTimeout
 		}
 	}
-	bctx, cancel := context.WithTimeoutCause(run, bootTimeout,
+	bctx, cancel := context.WithTimeoutCause(ctx, bootTimeout,
 		fmt.Errorf("no answer from the agent within the %v boot timeout (MachineConfig.BootTimeout)", bootTimeout))
 	defer cancel()
-	if state != "" {
-		if err := proc.QMP.AwaitLoaded(bctx); err != nil {
-			m.kill()
-			endBoot(err)
-			return fmt.Errorf("restore: %w\n%s", err, proc.Output())
-		}
-	}
-	client, err := dialAgent(bctx, proc, state != "")
-	if err != nil {
-		settle(bctx)
-		cause := context.Cause(bctx)
-		if cause == nil {
-			cause = err
-		}
+	if err := v.Connect(bctx, state != ""); err != nil {
 		m.kill()
-		endBoot(cause)
-		return fmt.Errorf("start: %w", cause)
+		endBoot(err)
+		return fmt.Errorf("start: %w", err)
 	}
 	endBoot(nil)
-	m.mu.Lock()
-	m.agent = client
-	m.mu.Unlock()
 	if err := m.attach(nics); err != nil {
 		m.kill()
 		return fmt.Errorf("start: %w", err)
 	}
 	if len(m.tb.allNetworks()) > 0 {
-		if err := client.WriteFile("/etc/hosts", m.tb.hostsFile()); err != nil {
+		if err := v.Agent().WriteFile("/etc/hosts", m.tb.hostsFile()); err != nil {
 			m.kill()
 			return fmt.Errorf("start: write /etc/hosts: %w", err)
 		}
@@ -369,22 +331,6 @@ func (m *machine) boot(state string) error {
 	}
 	m.tb.logf("%s: %s in %.2fs (%s; image ready in %.2fs)", m.name, how, time.Since(began).Seconds(), accel, prepared.Seconds())
 	return nil
-}
-
-// dialAgent connects to the agent; setClock sets the guest's wall clock
-// to the host's, for a guest that was paused or saved.
-func dialAgent(ctx context.Context, proc *qemu.Process, setClock bool) (*agentclient.Client, error) {
-	conn, err := proc.DialAgent(ctx)
-	if err != nil {
-		return nil, err
-	}
-	c, err := agentclient.Dial(ctx, conn)
-	if err == nil && setClock {
-		if err = c.SetClock(ctx, time.Now()); err != nil {
-			c.Close()
-		}
-	}
-	return c, err
 }
 
 // errStopped is the cause of a run that ended because it was asked to.
@@ -401,63 +347,23 @@ func (m *machine) deathCause(proc *qemu.Process) error {
 	return fmt.Errorf("%w: the guest powered off or reset", ErrMachineDied)
 }
 
-func (m *machine) cmdline() string {
-	args := []string{
-		"console=ttyS0",
-		// Reboot at once on a panic; with -no-reboot QEMU then exits and
-		// the waiting verb fails within a second, panic text included.
-		"panic=-1",
-		// Test machines need no protection from each other's speculation,
-		// and under TCG the page-table switches it costs are expensive.
-		"mitigations=off",
-		agentproto.ParamHostname + "=" + m.name,
-	}
-	if m.cfg.Debian != nil {
-		args = append(args, debianCmdline(m.name)...)
-	}
-	return strings.Join(append(args, m.cfg.KernelArgs...), " ")
-}
-
 // session returns the connection to a running machine, starting the
 // machine first if it is stopped, and the context of this boot.
 func (m *machine) session() (*agentclient.Client, context.Context, error) {
-	m.mu.Lock()
-	agent, run := m.agent, m.run
-	m.mu.Unlock()
-	if agent == nil || run.Err() != nil {
-		if err := m.start(); err != nil {
-			return nil, nil, err
-		}
-		m.mu.Lock()
-		agent, run = m.agent, m.run
-		m.mu.Unlock()
+	if v := m.current(); v != nil && v.Agent() != nil && v.Run().Err() == nil {
+		return v.Agent(), v.Run(), nil
 	}
-	return agent, run, nil
+	if err := m.start(); err != nil {
+		return nil, nil, err
+	}
+	v := m.current()
+	return v.Agent(), v.Run(), nil
 }
 
 // opContext bounds one operation by d and by the machine's run; it says
 // what it was for in the cause.
 func opContext(run context.Context, d time.Duration, what string) (context.Context, context.CancelFunc) {
 	return context.WithTimeoutCause(run, d, fmt.Errorf("%w after %v waiting for %s", ErrTimeout, d, what))
-}
-
-// cause returns the reason ctx ended, in the machine's words.
-func cause(ctx context.Context) error {
-	return context.Cause(ctx)
-}
-
-// settleTime bounds how long a lost agent connection waits for QEMU's exit
-// to be noticed: the connection drops first, and the console's last lines,
-// which say why, arrive a moment later.
-const settleTime = 3 * time.Second
-
-// settle waits briefly for ctx to end after the agent connection broke, so
-// that the error names the machine's death rather than the broken pipe.
-func settle(ctx context.Context) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(settleTime):
-	}
 }
 
 // Shutdown powers the machine off cleanly and waits until it is off.
@@ -472,27 +378,23 @@ func (m *Machine) ShutdownE() error { return m.wrap(m.shutdown()) }
 func (m *Machine) shutdown() error {
 	m.bootMu.Lock()
 	defer m.bootMu.Unlock()
-	m.mu.Lock()
-	proc, agent := m.proc, m.agent
-	if proc == nil || proc.Exited() {
-		m.mu.Unlock()
+	v := m.current()
+	if v == nil || !v.Running() {
 		return nil
 	}
-	m.expected = true
-	m.mu.Unlock()
+	v.Expect()
 	ctx, cancel := context.WithTimeout(m.tb.ctx, shutdownTimeout)
 	defer cancel()
-	if agent != nil {
+	if agent := v.Agent(); agent != nil {
 		if err := agent.Poweroff(ctx); err != nil {
 			m.kill()
 			return fmt.Errorf("shutdown: agent: %w (killed QEMU)", err)
 		}
 	}
-	if err := proc.Wait(ctx); err != nil {
+	if err := v.Wait(ctx); err != nil {
 		m.kill()
 		return fmt.Errorf("shutdown: not off after %v (killed QEMU)", shutdownTimeout)
 	}
-	m.wg.Wait()
 	return nil
 }
 
@@ -517,25 +419,21 @@ func (m *Machine) RebootE() error { return m.wrap(m.reboot()) }
 func (m *Machine) reboot() error {
 	m.bootMu.Lock()
 	defer m.bootMu.Unlock()
-	m.mu.Lock()
-	proc, agent := m.proc, m.agent
-	m.expected = true
-	m.mu.Unlock()
-	if proc != nil && !proc.Exited() {
+	if v := m.current(); v != nil && v.Running() {
+		v.Expect()
 		ctx, cancel := context.WithTimeout(m.tb.ctx, shutdownTimeout)
 		defer cancel()
-		if agent != nil {
+		if agent := v.Agent(); agent != nil {
 			if err := agent.Reboot(ctx); err != nil {
 				return fmt.Errorf("reboot: agent: %w", err)
 			}
 		}
 		// The guest resets; with -no-reboot that ends QEMU, and a fresh
 		// QEMU with the same disks is the new boot.
-		if err := proc.Wait(ctx); err != nil {
+		if err := v.Wait(ctx); err != nil {
 			m.kill()
 			return fmt.Errorf("reboot: the guest did not reset within %v", shutdownTimeout)
 		}
-		m.wg.Wait()
 	}
 	return m.boot("")
 }
@@ -549,18 +447,15 @@ func (m *Machine) WaitForShutdown() {
 
 // WaitForShutdownE is WaitForShutdown returning its error.
 func (m *Machine) WaitForShutdownE() error {
-	m.mu.Lock()
-	proc := m.proc
-	m.mu.Unlock()
-	if proc == nil {
+	v := m.current()
+	if v == nil {
 		return nil
 	}
 	ctx, cancel := opContext(m.tb.ctx, m.wait(), "the machine to shut down")
 	defer cancel()
-	if err := proc.Wait(ctx); err != nil {
-		return m.wrap(cause(ctx))
+	if err := v.Wait(ctx); err != nil {
+		return m.wrap(context.Cause(ctx))
 	}
-	m.wg.Wait()
 	if p := m.console.Panic(); p != "" {
 		return m.wrap(fmt.Errorf("%w: %w instead of shutting down:\n%s", ErrMachineDied, ErrKernelPanic, p))
 	}
@@ -569,35 +464,27 @@ func (m *Machine) WaitForShutdownE() error {
 
 // kill stops QEMU if it runs and waits for the boot's goroutines.
 func (m *machine) kill() {
-	m.mu.Lock()
-	proc := m.proc
-	m.expected = true
-	m.mu.Unlock()
-	if proc != nil {
-		proc.Kill()
+	if v := m.current(); v != nil {
+		v.Kill()
 	}
-	m.wg.Wait()
 }
 
 // PID returns the process id of the machine's QEMU, or 0 when it is not
 // running: for debugging, and for tests that check what outlives them.
 func (m *Machine) PID() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.proc == nil || m.proc.Exited() {
+	if !m.running() {
 		return 0
 	}
-	return m.proc.Pid()
+	return m.current().Proc.Pid()
 }
 
 // report writes a failed test's view of the machine into the log.
 func (m *machine) report() {
-	m.mu.Lock()
-	proc := m.proc
-	m.mu.Unlock()
-	if proc == nil {
+	v := m.current()
+	if v == nil {
 		return
 	}
+	proc := v.Proc
 	m.tb.t.Logf("%s: qemu command line (fds 3-5 are the monitor, console and agent sockets):\n  %s", m.name, proc.CommandLine())
 	m.logFile.Sync()
 }

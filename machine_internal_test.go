@@ -21,21 +21,15 @@ func TestAgentReconnect(t *testing.T) {
 	m := tb.Machine("reconnect", MachineConfig{})
 	m.Start()
 	for i := 0; i < 3; i++ {
-		m.mu.Lock()
-		old, proc := m.agent, m.proc
-		m.mu.Unlock()
-		go old.Exec(context.Background(), agentclient.Command{Cmd: "yes >/dev/null"})
+		v := m.current()
+		go v.Agent().Exec(context.Background(), agentclient.Command{Cmd: "yes >/dev/null"})
 		time.Sleep(200 * time.Millisecond)
-		old.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		c, err := dialAgent(ctx, proc, false)
+		err := v.Reconnect(ctx)
 		cancel()
 		if err != nil {
 			t.Fatalf("reconnect %d: %v", i, err)
 		}
-		m.mu.Lock()
-		m.agent = c
-		m.mu.Unlock()
 		// The command of the dropped connection was killed with it.
 		if out := m.Succeed("ps -o comm | grep -c '^yes$' || true"); strings.TrimSpace(out) != "0" {
 			t.Errorf("reconnect %d: %s 'yes' processes survive their connection", i, strings.TrimSpace(out))
@@ -61,7 +55,7 @@ func TestUserKernelAndInitrd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ird := tb.Machine("ird", MachineConfig{Kernel: k.BzImage, Initrd: bf.initrd})
+	ird := tb.Machine("ird", MachineConfig{Kernel: k.BzImage, Initrd: bf.Initrd})
 	ird.Succeed("true")
 	if _, err := tb.bootFiles(tb.ctx, "m", MachineConfig{Kernel: "/nonexistent/vmlinuz"}); err == nil || !strings.Contains(err.Error(), "/nonexistent/vmlinuz") {
 		t.Errorf("got %v for a missing kernel, want an error naming it", err)

@@ -469,7 +469,7 @@ const qmpLinkTimeout = 10 * time.Second
 // the switch, so nothing passes, and in QEMU, so the guest sees it.
 func (m *machine) applyBlocks() error {
 	m.mu.Lock()
-	proc, nics := m.proc, m.nics
+	v, nics := m.vm, m.nics
 	blocked := make(map[string]bool, len(m.blocked))
 	for k, v := range m.blocked {
 		blocked[k] = v
@@ -481,11 +481,11 @@ func (m *machine) applyBlocks() error {
 		if err := c.net.sw.SetLink(c.port.ID(), up); err != nil {
 			errs = append(errs, fmt.Errorf("network %s: %w", c.net.name, err))
 		}
-		if proc != nil && !proc.Exited() {
+		if v != nil && v.Running() {
 			ctx, cancel := context.WithTimeout(m.tb.ctx, qmpLinkTimeout)
-			err := proc.QMP.SetLink(ctx, c.id, up)
+			err := v.Proc.QMP.SetLink(ctx, c.id, up)
 			cancel()
-			if err != nil && !proc.Exited() {
+			if err != nil && v.Running() {
 				errs = append(errs, fmt.Errorf("network %s: qemu link %s: %w", c.net.name, c.id, err))
 			}
 		}

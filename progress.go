@@ -3,6 +3,7 @@ package shakedown
 import (
 	"sync"
 
+	"github.com/shakedown-dev/shakedown/image/bootfiles"
 	"github.com/shakedown-dev/shakedown/image/deb"
 )
 
@@ -35,22 +36,22 @@ type Event struct {
 const (
 	// StepKernel resolves Debian's kernel package and, on a cache miss,
 	// downloads and unpacks it.
-	StepKernel = "resolve kernel"
+	StepKernel = bootfiles.StepKernel
 	// StepAgent builds the guest agent (once per process).
-	StepAgent = "build agent"
+	StepAgent = bootfiles.StepAgent
 	// StepBusybox resolves and fetches busybox-static.
-	StepBusybox = "fetch busybox"
+	StepBusybox = bootfiles.StepBusybox
 	// StepPackages resolves, fetches and unpacks MachineConfig.Packages
 	// and their dependencies; only reported when there are some.
-	StepPackages = "fetch packages"
+	StepPackages = bootfiles.StepPackages
 	// StepInitramfs hashes the image's contents and, on a cache miss,
 	// writes the initramfs.
-	StepInitramfs = "build initramfs"
+	StepInitramfs = bootfiles.StepInitramfs
 	// StepRootfs builds a Debian system's root file system with
 	// mmdebstrap, on a cache miss (with a lock, after fetching its .debs).
-	StepRootfs = "build root file system"
+	StepRootfs = bootfiles.StepRootfs
 	// StepDisk makes a Debian system's root disk image, on a cache miss.
-	StepDisk = "build root disk"
+	StepDisk = bootfiles.StepDisk
 	// StepBoot runs from QEMU's start until the agent answers.
 	StepBoot = "boot"
 	// StepUp is the last event of a boot: the machine answers commands.
@@ -94,6 +95,11 @@ func (r reporter) watch(src deb.Source) deb.Source {
 	return &deb.Watched{Next: src, Progress: func(p deb.DownloadProgress) {
 		r.report(Event{Step: DownloadStepPrefix + p.Package.Name, Bytes: p.Bytes, Total: p.Total, Done: p.Done, Err: p.Err})
 	}}
+}
+
+// progress is where a build for the reporter's machine reports.
+func (r reporter) progress(logf func(string, ...any)) bootfiles.Progress {
+	return bootfiles.Progress{Begin: r.begin, Source: r.watch(deb.Apt{}), Logf: logf}
 }
 
 // serialized returns fn behind a mutex: machines boot in parallel and

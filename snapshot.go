@@ -11,7 +11,6 @@ import (
 
 	"github.com/shakedown-dev/shakedown/internal/snapshot"
 	"github.com/shakedown-dev/shakedown/network"
-	"github.com/shakedown-dev/shakedown/qemu"
 )
 
 // ErrSnapshotUnusable is wrapped by Restore's error for a snapshot that
@@ -135,7 +134,7 @@ func (tb *Testbed) checkpointKey(key string) (string, error) {
 		}
 		cfg := m.cfg
 		cfg.BootTimeout = 0
-		parts = append(parts, part{Name: m.name, Number: tb.machineNumber(m.name), Config: cfg, Boot: [3]string{bf.kernel, bf.initrd, bf.root}})
+		parts = append(parts, part{Name: m.name, Number: tb.machineNumber(m.name), Config: cfg, Boot: [3]string{bf.Kernel, bf.Initrd, bf.Root}})
 	}
 	for _, n := range tb.allNetworks() {
 		parts = append(parts, n.name, n.Number())
@@ -198,10 +197,10 @@ func (m member) DisksDir() string        { return m.disksDir() }
 func (m member) Stop()                   { m.kill() }
 func (m member) Load(state string) error { return m.wrap(m.boot(state)) }
 func (m member) SaveState(ctx context.Context, p string) error {
-	return m.procNow().QMP.SaveState(ctx, p)
+	return m.current().SaveState(ctx, p)
 }
-func (m member) Pause(ctx context.Context) error  { return m.pause(ctx) }
-func (m member) Resume(ctx context.Context) error { return m.resume(ctx) }
+func (m member) Pause(ctx context.Context) error  { return m.wrap(m.current().Pause(ctx)) }
+func (m member) Resume(ctx context.Context) error { return m.wrap(m.current().Resume(ctx)) }
 
 // Blocked lists the networks whose link Block cut, sorted.
 func (m member) Blocked() []string {
@@ -224,56 +223,6 @@ func (m member) SetBlocked(networks []string) {
 	for _, n := range networks {
 		m.blocked[n] = true
 	}
-}
-
-// pause ends the agent session, so that the guest's agent goes back to
-// waiting for a host, and stops the vCPUs; bootMu is held.
-func (m *machine) pause(ctx context.Context) error {
-	m.mu.Lock()
-	agent, proc := m.agent, m.proc
-	m.agent = nil
-	m.mu.Unlock()
-	if agent != nil {
-		// The agent notices that the host went away, closes its port and
-		// opens it again for the next host; QEMU reports the opening. A
-		// state saved before it would hold the dead session, which would
-		// swallow the next host's first hello (half a second).
-		events, unsubscribe := proc.QMP.Subscribe()
-		agent.Close()
-		qemu.AwaitPortOpen(ctx, events, reopenWait)
-		unsubscribe()
-	}
-	if err := proc.QMP.Stop(ctx); err != nil {
-		return m.wrap(fmt.Errorf("pause: %w", err))
-	}
-	return nil
-}
-
-// reopenWait bounds the wait for the agent to reopen its port: past it,
-// the snapshot is taken all the same, and costs a hello on restore.
-const reopenWait = 5 * time.Second
-
-// resume runs a machine that pause stopped, reconnects its agent and
-// sets its clock to the host's; bootMu is held.
-func (m *machine) resume(ctx context.Context) error {
-	proc := m.procNow()
-	if err := proc.QMP.Cont(ctx); err != nil {
-		return m.wrap(fmt.Errorf("resume: %w", err))
-	}
-	client, err := dialAgent(ctx, proc, true)
-	if err != nil {
-		return m.wrap(fmt.Errorf("resume: agent: %w", err))
-	}
-	m.mu.Lock()
-	m.agent = client
-	m.mu.Unlock()
-	return nil
-}
-
-func (m *machine) procNow() *qemu.Process {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.proc
 }
 
 // peerName names a fault's peer in a snapshot; peerByName finds it again.

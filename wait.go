@@ -46,7 +46,7 @@ func (m *Machine) poll(what string, check func(ctx context.Context) (done bool, 
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			c := cause(ctx)
+			c := context.Cause(ctx)
 			if errors.Is(c, ErrMachineDied) || errors.Is(c, ErrGlobalTimeout) {
 				return fmt.Errorf("waiting for %s: %w", what, c)
 			}
@@ -175,17 +175,15 @@ func (m *Machine) WaitForConsoleTextE(pattern string) (string, error) {
 	if err != nil {
 		return "", m.wrap(fmt.Errorf("%w: console pattern: %w", ErrInvalid, err))
 	}
-	m.mu.Lock()
-	run := m.run
-	m.mu.Unlock()
-	if run == nil {
+	v := m.current()
+	if v == nil {
 		return "", m.wrap(fmt.Errorf("wait for console text: %w: it was never started", ErrNotRunning))
 	}
-	ctx, cancel := opContext(run, m.wait(), fmt.Sprintf("console text %q", pattern))
+	ctx, cancel := opContext(v.Run(), m.wait(), fmt.Sprintf("console text %q", pattern))
 	defer cancel()
 	match, err := m.console.Wait(ctx, re)
 	if err != nil {
-		return "", m.wrap(cause(ctx))
+		return "", m.wrap(context.Cause(ctx))
 	}
 	return match, nil
 }

@@ -161,6 +161,20 @@ func Prepare(dir string, disks []Spec) ([]File, error) {
 	return files, nil
 }
 
+// WithRoot puts a qcow2 overlay of the root image base first among
+// disks, making it /dev/vda: the overlay, root.qcow2 in dir, is made once
+// and kept, so the guest's writes survive reboots.
+func WithRoot(dir, base string, disks []File) ([]File, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("root disk: %w", err)
+	}
+	root := File{Name: "root", Path: filepath.Join(dir, "root.qcow2"), Format: "qcow2"}
+	if err := Once(root.Path, func(tmp string) error { return Overlay(base, tmp) }); err != nil {
+		return nil, fmt.Errorf("root disk: %w", err)
+	}
+	return append([]File{root}, disks...), nil
+}
+
 // QEMUArgs returns QEMU's arguments for the disks, in order: each a drive
 // without a default device and a virtio-blk PCI device with the disk's
 // name as serial.

@@ -2,6 +2,7 @@ package disk
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -55,5 +56,40 @@ func TestCheck(t *testing.T) {
 				t.Errorf("got %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestWithRoot checks that the root overlay comes first, is a qcow2 over
+// the base, and is made once: a second boot keeps what the first wrote.
+func TestWithRoot(t *testing.T) {
+	if _, err := exec.LookPath("qemu-img"); err != nil {
+		t.Skip("needs qemu-img (apt-get install qemu-utils)")
+	}
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base.raw")
+	if err := Sparse(base, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	extra := []File{{Name: "data", Path: "/d", Format: "raw"}}
+	files, err := WithRoot(filepath.Join(dir, "disks"), base, extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 2 || files[0].Name != "root" || files[0].Format != "qcow2" || files[1] != extra[0] {
+		t.Fatalf("got %+v, want the root overlay, then the data disk", files)
+	}
+	if f, err := Format(files[0].Path); err != nil || f != "qcow2" {
+		t.Fatalf("overlay format %q, %v", f, err)
+	}
+	marker := []byte("written by the first boot")
+	if err := os.WriteFile(files[0].Path, marker, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	again, err := WithRoot(filepath.Join(dir, "disks"), base, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(again[0].Path); string(b) != string(marker) {
+		t.Errorf("a second WithRoot replaced the overlay")
 	}
 }
