@@ -37,6 +37,11 @@ func TestCheckDebian(t *testing.T) {
 	}{
 		{"not debian", Spec{Packages: []string{"curl"}, Kernel: "/k"}, ""},
 		{"plain", Spec{Debian: &debian.System{}}, ""},
+		{"units", Spec{Debian: &debian.System{Units: map[string]string{"web.service": "", "x.timer": ""}}}, ""},
+		{"kernel", Spec{Kernel: "/k", Debian: &debian.System{}}, "leave Kernel and Initrd empty"},
+		{"packages", Spec{Packages: []string{"curl"}, Debian: &debian.System{}}, "go in Debian.Packages"},
+		{"unit name", Spec{Debian: &debian.System{Units: map[string]string{"../web": ""}}}, `unit "../web"`},
+		{"size", Spec{Debian: &debian.System{SizeMiB: -1}}, "negative root size"},
 		{"initrd", Spec{Initrd: "/i", Debian: &debian.System{}}, "leave Kernel and Initrd empty"},
 		{"services", Spec{Services: []agentproto.Service{{Name: "a"}}, Debian: &debian.System{}}, "Debian.Units"},
 	} {
