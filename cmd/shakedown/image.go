@@ -23,6 +23,7 @@ import (
 	"github.com/shakedown-dev/shakedown/image/debian"
 	"github.com/shakedown-dev/shakedown/image/kernel"
 	"github.com/shakedown-dev/shakedown/image/pkgset"
+	"github.com/shakedown-dev/shakedown/internal/agentbuild"
 	"github.com/shakedown-dev/shakedown/internal/snapshot"
 )
 
@@ -187,7 +188,7 @@ func debianBuild(ctx context.Context, d *shakedown.DebianSystem, opts shakedown.
 var kindOrder = []string{
 	snapshot.Kind, shakedown.ImageKind, shakedown.LockKind,
 	debian.DiskKind, debian.RootfsKind, debian.LockKind,
-	kernel.CacheKind, busybox.CacheKind, pkgset.TreeKind, deb.CacheKind,
+	kernel.CacheKind, busybox.CacheKind, agentbuild.CacheKind, pkgset.TreeKind, deb.CacheKind,
 }
 
 func kindRank(kind string) int {
@@ -266,6 +267,8 @@ func (d describer) describe(e cache.Entry) string {
 		return "kernel"
 	case busybox.CacheKind:
 		return "bin/busybox of " + busybox.Package
+	case agentbuild.CacheKind:
+		return "guest agent binary (cmd/shakedown-agent)"
 	case pkgset.TreeKind:
 		return "unpacked .deb"
 	case snapshot.Kind:

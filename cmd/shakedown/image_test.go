@@ -15,6 +15,7 @@ import (
 	"github.com/shakedown-dev/shakedown/image/debian"
 	"github.com/shakedown-dev/shakedown/image/kernel"
 	"github.com/shakedown-dev/shakedown/image/pkgset"
+	"github.com/shakedown-dev/shakedown/internal/agentbuild"
 	"github.com/shakedown-dev/shakedown/internal/snapshot"
 )
 
@@ -149,6 +150,7 @@ func TestListCache(t *testing.T) {
 		{kind: shakedown.ImageKind, key: "a2", files: file([]byte("cpio")), used: 2 * time.Hour},
 		{kind: snapshot.Kind, key: "c1", dir: true, used: time.Minute, files: map[string][]byte{
 			"manifest.json": []byte(`{"Version": 1, "Name": "ready", "Machines": [{"Name": "a"}, {"Name": "b"}]}`)}},
+		{kind: agentbuild.CacheKind, key: "f1", files: file([]byte("ELF")), used: 4 * day},
 		{kind: snapshot.Kind, key: "c2", dir: true, used: 2 * time.Minute, files: map[string][]byte{"manifest.json": []byte("{")}},
 	})
 	var out bytes.Buffer
@@ -165,6 +167,7 @@ func TestListCache(t *testing.T) {
 		{debian.RootfsKind, "b1", "Debian root file system: nginx (2 packages)"},
 		{debian.LockKind, "b1", "lock of debian-rootfs b1: nginx (2 packages)"},
 		{kernel.CacheKind, "d1", "kernel 6.1.0-9-amd64"},
+		{agentbuild.CacheKind, "f1", "guest agent binary"},
 		{deb.CacheKind, "e1", "curl_1.0_amd64.deb"},
 	}
 	if len(lines) != len(want)+2 {
@@ -179,8 +182,8 @@ func TestListCache(t *testing.T) {
 			t.Errorf("line %d: got %q, want %s %s ... %s", i+1, lines[i+1], w.kind, w.key, w.what)
 		}
 	}
-	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "9 entries, ") || !strings.HasSuffix(last, c.Root) {
-		t.Errorf("got total %q, want 9 entries in %s", last, c.Root)
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "10 entries, ") || !strings.HasSuffix(last, c.Root) {
+		t.Errorf("got total %q, want 10 entries in %s", last, c.Root)
 	}
 	// Listing is not a use: the month-old rootfs stays old.
 	es, err := c.Entries()

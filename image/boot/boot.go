@@ -147,7 +147,7 @@ func Build(ctx context.Context, c *cache.Cache, cfg Config) (*Image, error) {
 		return img, nil
 	}
 	end := begin(StepAgent)
-	agent, err := agentbuild.Path(ctx, filepath.Join(c.Root, "agent-build"))
+	agent, err := agentbuild.Path(ctx, filepath.Join(c.Root, agentbuild.CacheKind))
 	if end(err); err != nil {
 		return nil, err
 	}

@@ -190,7 +190,7 @@ func Debian(ctx context.Context, c *cache.Cache, spec Spec, p Progress) (*debian
 		return nil, fmt.Errorf("kernel: %w", err)
 	}
 	end = p.begin(StepAgent)
-	agent, err := agentbuild.Path(ctx, filepath.Join(c.Root, "agent-build"))
+	agent, err := agentbuild.Path(ctx, filepath.Join(c.Root, agentbuild.CacheKind))
 	end(err)
 	if err != nil {
 		return nil, err

@@ -25,6 +25,10 @@ const EnvAgent = "SHAKEDOWN_AGENT"
 
 const modulePath = "github.com/shakedown-dev/shakedown"
 
+// CacheKind is the cache kind whose directory Path builds into: each
+// binary an entry keyed by its SHA-256.
+const CacheKind = "agent-build"
+
 var (
 	mu    sync.Mutex
 	built = map[string]string{}
