@@ -139,3 +139,21 @@ func (l *Log[T]) summary(w Wait[T]) string {
 	}
 	return fmt.Sprintf("%s, none matching; the last %d:\n\t%s", came, len(shown), strings.Join(lines, "\n\t"))
 }
+
+// MatchTail ends the description of a stub's Match with what every
+// stub's has: " since 10:04:05.000" for a Since, and " that DESC" (or
+// " that its Func accepts") for a Func.
+func MatchTail(since time.Time, hasFunc bool, desc string) string {
+	var s string
+	if !since.IsZero() {
+		s += " since " + since.Format("15:04:05.000")
+	}
+	if hasFunc {
+		if desc != "" {
+			s += " that " + desc
+		} else {
+			s += " that its Func accepts"
+		}
+	}
+	return s
+}

@@ -83,3 +83,22 @@ func TestWaitTimeout(t *testing.T) {
 		})
 	}
 }
+
+func TestMatchTail(t *testing.T) {
+	at := time.Date(2026, 12, 5, 10, 4, 5, 0, time.UTC)
+	for _, tt := range []struct {
+		since   time.Time
+		hasFunc bool
+		desc    string
+		want    string
+	}{
+		{time.Time{}, false, "", ""},
+		{at, false, "", " since 10:04:05.000"},
+		{time.Time{}, true, "", " that its Func accepts"},
+		{at, true, "has a body", " since 10:04:05.000 that has a body"},
+	} {
+		if got := MatchTail(tt.since, tt.hasFunc, tt.desc); got != tt.want {
+			t.Errorf("MatchTail(%v, %v, %q) = %q, want %q", tt.since, tt.hasFunc, tt.desc, got, tt.want)
+		}
+	}
+}

@@ -151,17 +151,7 @@ func (m Match) String() string {
 	if m.Transport != "" {
 		s += " over " + m.Transport
 	}
-	if !m.Since.IsZero() {
-		s += " since " + m.Since.Format("15:04:05.000")
-	}
-	if m.Func != nil {
-		if m.Desc != "" {
-			s += " that " + m.Desc
-		} else {
-			s += " that its Func accepts"
-		}
-	}
-	return s
+	return s + eventlog.MatchTail(m.Since, m.Func != nil, m.Desc)
 }
 
 // Log returns a copy of the query log, oldest first: the last

@@ -145,17 +145,7 @@ func (m Match) String() string {
 	case m.Reference != "":
 		s += " " + m.Reference
 	}
-	if !m.Since.IsZero() {
-		s += " since " + m.Since.Format("15:04:05.000")
-	}
-	if m.Func != nil {
-		if m.Desc != "" {
-			s += " that " + m.Desc
-		} else {
-			s += " that its Func accepts"
-		}
-	}
-	return s
+	return s + eventlog.MatchTail(m.Since, m.Func != nil, m.Desc)
 }
 
 // Pulls returns a copy of the pull log, oldest first, refused pulls
