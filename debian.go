@@ -55,6 +55,6 @@ func BuildDebian(ctx context.Context, cfg MachineConfig, opts ImageOptions) (*De
 	if err != nil {
 		return nil, err
 	}
-	rep := reporter{fn: serialized(opts.Progress)}
-	return bootfiles.Debian(ctx, c, bootSpec("", cfg), rep.progress(nil))
+	rep := bootfiles.Reporter{Fn: bootfiles.Serialized(opts.Progress)}
+	return bootfiles.Debian(ctx, c, bootSpec("", cfg), rep.Progress(nil))
 }

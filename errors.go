@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/shakedown-dev/shakedown/agentclient"
+	"github.com/shakedown-dev/shakedown/internal/eventlog"
 	"github.com/shakedown-dev/shakedown/qemu"
 )
 
@@ -75,7 +76,7 @@ func (e *MachineError) ConsoleText() string {
 	if len(e.Console) == 0 {
 		return "\n(no console output)"
 	}
-	return fmt.Sprintf("\nlast console lines of %s:\n%s", e.Machine, indent(e.Console, "  "+e.Machine+" # "))
+	return fmt.Sprintf("\nlast console lines of %s:\n%s", e.Machine, eventlog.Indent(strings.Join(e.Console, "\n"), "  "+e.Machine+" # "))
 }
 
 // report renders err for a test failure: each machine's error with its
@@ -110,6 +111,7 @@ func (m *machine) wrap(err error) error {
 	if errors.As(err, &me) && me.Machine == m.name {
 		return err
 	}
+	m.tb.rec.Fail(m.name, err.Error())
 	return &MachineError{Machine: m.name, Err: err, Console: m.console.Tail(consoleTailLines)}
 }
 
@@ -126,6 +128,9 @@ func (m *Machine) must(err error) {
 func (tb *Testbed) must(err error) {
 	if err != nil {
 		tb.t.Helper()
+		if !errors.As(err, new(*MachineError)) {
+			tb.rec.Fail("", err.Error())
+		}
 		tb.t.Fatalf("%s", report(err))
 	}
 }

@@ -142,7 +142,7 @@ func TestEveryVerbHasAnEForm(t *testing.T) {
 	never := map[string]bool{
 		"Name": true, "Number": true, "Network": true, "Addr": true, "Addr6": true, "PID": true,
 		"Machines": true, "Hosts": true, "Context": true, "OutputDir": true, "Accel": true,
-		"WithTimeout": true, "WithT": true, "Crash": true, "Subtest": true,
+		"WithTimeout": true, "WithT": true, "Crash": true, "Subtest": true, "Step": true,
 	}
 	errType := reflect.TypeFor[error]()
 	for _, typ := range []reflect.Type{

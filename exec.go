@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/shakedown-dev/shakedown/agentclient"
+	"github.com/shakedown-dev/shakedown/internal/eventlog"
 	"github.com/shakedown-dev/shakedown/internal/vm"
 )
 
@@ -24,7 +24,9 @@ type Result = agentclient.Result
 // It does not fail the test: it is the building block for callers that
 // branch on errors. The other verbs fail the test.
 func (m *Machine) Exec(cmd Command) (Result, error) {
+	end := m.tb.rec.Begin(m.name, cmd.Cmd, false)
 	res, err := m.exec(cmd, m.wait())
+	end(err, fmt.Sprintf("exit status %d", res.Status))
 	return res, m.wrap(err)
 }
 
@@ -41,7 +43,7 @@ func (m *Machine) exec(cmd Command, d time.Duration) (Result, error) {
 		if c := context.Cause(ctx); c != nil {
 			err = fmt.Errorf("command %q: %w", cmd.Cmd, c)
 			if errors.Is(c, ErrTimeout) || errors.Is(c, ErrGlobalTimeout) {
-				err = fmt.Errorf("command %q killed: %w%s", cmd.Cmd, c, outputs(res, "partial "))
+				err = fmt.Errorf("command %q killed: %w%s", cmd.Cmd, c, res.Outputs("partial "))
 			}
 		}
 		return res, err
@@ -72,7 +74,7 @@ func (m *Machine) ExecuteE(cmd string) (int, string, error) {
 
 func (m *Machine) logResult(cmd string, res Result) {
 	if len(res.Stderr) > 0 {
-		m.tb.logf("%s: %q: stderr:\n%s", m.name, cmd, indent(strings.Split(strings.TrimRight(string(res.Stderr), "\n"), "\n"), "  "))
+		m.tb.logf("%s: %q: stderr:\n%s", m.name, cmd, eventlog.Indent(string(res.Stderr), "  "))
 	}
 }
 
@@ -134,9 +136,9 @@ type CommandError struct {
 
 func (e *CommandError) Error() string {
 	if e.WantSuccess {
-		return fmt.Sprintf("command %q failed with status %d%s", e.Cmd, e.Result.Status, outputs(e.Result, ""))
+		return fmt.Sprintf("command %q failed with status %d%s", e.Cmd, e.Result.Status, e.Result.Outputs(""))
 	}
-	return fmt.Sprintf("command %q succeeded, want failure%s", e.Cmd, outputs(e.Result, ""))
+	return fmt.Sprintf("command %q succeeded, want failure%s", e.Cmd, e.Result.Outputs(""))
 }
 
 // Is matches ErrCommandFailed or ErrCommandSucceeded, as the case is.
@@ -145,21 +147,6 @@ func (e *CommandError) Is(target error) bool {
 		return target == ErrCommandFailed
 	}
 	return target == ErrCommandSucceeded
-}
-
-// outputs renders a command's stdout and stderr on indented lines, each
-// under its name after label ("partial " for a killed command's).
-func outputs(res Result, label string) string {
-	var b strings.Builder
-	for _, s := range []struct {
-		name string
-		out  []byte
-	}{{"stdout", res.Stdout}, {"stderr", res.Stderr}} {
-		if len(s.out) > 0 {
-			fmt.Fprintf(&b, "\n%s%s:\n%s", label, s.name, indent(strings.Split(strings.TrimRight(string(s.out), "\n"), "\n"), "  "))
-		}
-	}
-	return b.String()
 }
 
 // WaitUntilSucceeds runs cmd until it exits with status 0 and returns its
@@ -209,7 +196,7 @@ func (m *Machine) waitUntil(cmd string, success bool) (string, error) {
 			return false, err.Error(), nil
 		}
 		last = res
-		return (res.Status == 0) == success, fmt.Sprintf("status %d%s", res.Status, outputs(res, "")), nil
+		return (res.Status == 0) == success, fmt.Sprintf("status %d%s", res.Status, res.Outputs("")), nil
 	})
 	return string(last.Stdout), err
 }

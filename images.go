@@ -13,8 +13,8 @@ import (
 // bootFiles resolves and builds (or finds in the cache) what cfg boots.
 // Its steps are reported to Options.Progress as the machine name's.
 func (tb *Testbed) bootFiles(ctx context.Context, name string, cfg MachineConfig) (bootfiles.Files, error) {
-	rep := reporter{machine: name, fn: tb.progress}
-	return bootfiles.Build(ctx, tb.cache, bootSpec(name, cfg), rep.progress(tb.logf))
+	rep := bootfiles.Reporter{Machine: name, Fn: tb.progress}
+	return bootfiles.Build(ctx, tb.cache, bootSpec(name, cfg), rep.Progress(tb.logf))
 }
 
 // bootSpec is what of cfg decides what the machine boots.
@@ -65,6 +65,6 @@ func BuildImage(ctx context.Context, cfg MachineConfig, opts ImageOptions) (*Ima
 	if err != nil {
 		return nil, err
 	}
-	rep := reporter{fn: serialized(opts.Progress)}
-	return bootfiles.Initramfs(ctx, c, bootSpec("", cfg), opts.Lock, rep.progress(nil))
+	rep := bootfiles.Reporter{Fn: bootfiles.Serialized(opts.Progress)}
+	return bootfiles.Initramfs(ctx, c, bootSpec("", cfg), opts.Lock, rep.Progress(nil))
 }

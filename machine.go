@@ -7,13 +7,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/shakedown-dev/shakedown/agentclient"
 	"github.com/shakedown-dev/shakedown/image/bootfiles"
 	"github.com/shakedown-dev/shakedown/image/disk"
+	"github.com/shakedown-dev/shakedown/internal/eventlog"
 	"github.com/shakedown-dev/shakedown/internal/vm"
 	"github.com/shakedown-dev/shakedown/qemu"
 )
@@ -127,11 +127,12 @@ func newMachine(tb *Testbed, name string, cfg MachineConfig) (*machine, error) {
 		return nil, fmt.Errorf("machine %s: console log: %w", name, err)
 	}
 	m := &machine{tb: tb, name: name, cfg: cfg, logFile: lf}
-	var onLine func(string)
-	if !tb.opts.QuietConsole {
-		onLine = func(line string) { tb.logf("%s # %s", name, line) }
-	}
-	m.console = qemu.NewConsole(lf, onLine)
+	m.console = qemu.NewConsole(lf, func(line string) {
+		tb.rec.Console(name, line)
+		if !tb.opts.QuietConsole {
+			tb.logf("%s # %s", name, line)
+		}
+	})
 	return m, nil
 }
 
@@ -257,8 +258,8 @@ func (m *machine) boot(state string) error {
 		cmdline += " " + netParam
 	}
 	m.console.Boot()
-	rep := reporter{machine: m.name, fn: m.tb.progress}
-	endBoot := rep.begin(StepBoot)
+	rep := bootfiles.Reporter{Machine: m.name, Fn: m.tb.progress}
+	endBoot := rep.Begin(StepBoot)
 	v, err := vm.Start(ctx, vm.Config{
 		QEMU: qemu.Config{
 			Name:       m.name,
@@ -276,7 +277,7 @@ func (m *machine) boot(state string) error {
 		Console: m.console,
 		Stopped: errStopped,
 		Died:    m.deathCause,
-		Exited:  m.detach,
+		Exited:  m.exited,
 	})
 	// QEMU holds its own copies now; ours would keep a port alive after
 	// QEMU exits.
@@ -324,7 +325,7 @@ func (m *machine) boot(state string) error {
 			return fmt.Errorf("start: write /etc/hosts: %w", err)
 		}
 	}
-	rep.report(Event{Step: StepUp, Done: true})
+	rep.Report(Event{Step: StepUp, Done: true})
 	how := "up"
 	if state != "" {
 		how = "restored"
@@ -339,7 +340,7 @@ var errStopped = fmt.Errorf("%w: it was stopped", ErrNotRunning)
 // deathCause explains an unexpected end of QEMU from the console.
 func (m *machine) deathCause(proc *qemu.Process) error {
 	if p := m.console.Panic(); p != "" {
-		return fmt.Errorf("%w: %w:\n%s", ErrMachineDied, ErrKernelPanic, indent(strings.Split(p, "\n"), "  "))
+		return fmt.Errorf("%w: %w:\n%s", ErrMachineDied, ErrKernelPanic, eventlog.Indent(p, "  "))
 	}
 	if err := proc.ExitError(); err != nil {
 		return fmt.Errorf("%w: qemu: %v", ErrMachineDied, err)
@@ -404,6 +405,7 @@ func (m *Machine) Crash() {
 	m.bootMu.Lock()
 	defer m.bootMu.Unlock()
 	m.kill()
+	m.tb.rec.Crashed(m.name)
 }
 
 // Reboot restarts the machine cleanly and waits until its agent answers

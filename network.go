@@ -286,6 +286,7 @@ func (n *Network) ImpairPairE(a, b Peer, imp Impairment) error {
 
 // applyOp is apply with the operation in its error.
 func (n *Network) applyOp(op string) error {
+	n.tb.rec.Event("", "network "+n.name+": "+op)
 	if err := n.apply(); err != nil {
 		return fmt.Errorf("%s on network %s: %w", op, n.name, err)
 	}
@@ -458,6 +459,7 @@ func (m *Machine) setBlocked(networks []string, blocked bool) error {
 		m.blocked[name] = blocked
 	}
 	m.mu.Unlock()
+	m.tb.rec.Event(m.name, fmt.Sprintf("blocked %v: %v", networks, blocked))
 	return m.applyBlocks()
 }
 

@@ -34,10 +34,12 @@ func (tb *Testbed) Snapshot(name string) {
 
 // SnapshotE is Snapshot returning its error.
 func (tb *Testbed) SnapshotE(name string) error {
+	end := tb.rec.Begin("", "snapshot "+name, false)
 	dir, err := tb.snapshotDir(name)
 	if err == nil {
 		err = tb.save(dir, name)
 	}
+	end(err, "")
 	if err != nil {
 		return fmt.Errorf("snapshot %s: %w", name, err)
 	}
@@ -58,10 +60,12 @@ func (tb *Testbed) Restore(name string) {
 // RestoreE is Restore returning its error; it wraps ErrSnapshotUnusable
 // when the snapshot is missing or damaged.
 func (tb *Testbed) RestoreE(name string) error {
+	end := tb.rec.Begin("", "restore "+name, false)
 	dir, err := tb.snapshotDir(name)
 	if err == nil {
 		err = tb.restore(dir)
 	}
+	end(err, "")
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", name, err)
 	}
@@ -170,11 +174,6 @@ func (tb *Testbed) restore(dir string) error {
 		}
 		return nil
 	})
-}
-
-// eachMachine runs f on every machine at once and joins their errors.
-func eachMachine(ms []*Machine, f func(*Machine) error) error {
-	return snapshot.Each(ms, f)
 }
 
 // member is a machine as package snapshot sees it (snapshot.Member);

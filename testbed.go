@@ -29,15 +29,18 @@ import (
 	"os/exec"
 	"regexp"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/shakedown-dev/shakedown/control"
+	"github.com/shakedown-dev/shakedown/image/bootfiles"
 	"github.com/shakedown-dev/shakedown/image/cache"
 	"github.com/shakedown-dev/shakedown/internal/addrplan"
 	"github.com/shakedown-dev/shakedown/internal/interrupt"
+	"github.com/shakedown-dev/shakedown/internal/record"
 	"github.com/shakedown-dev/shakedown/internal/rundir"
+	"github.com/shakedown-dev/shakedown/internal/snapshot"
+	"github.com/shakedown-dev/shakedown/internal/webui"
 	"github.com/shakedown-dev/shakedown/qemu"
 )
 
@@ -139,6 +142,7 @@ type Testbed struct {
 	machineNums, netNums addrplan.Numbers // fixed at first use
 	progress             func(Event)      // Options.Progress, serialized
 	control              *control.Server  // nil when the socket could not be made
+	rec                  *record.Record   // what the live page and the report show
 	unhook               func()           // undoes interrupt.Register
 }
 
@@ -189,7 +193,13 @@ func NewE(t T, opts Options) (*Testbed, error) {
 	ctx, stopDeadline := context.WithDeadlineCause(ctx, deadline,
 		fmt.Errorf("%w: the testbed's %v deadline passed (set Options.Timeout or go test -timeout)", ErrGlobalTimeout, timeout))
 	tb := &Testbed{t: t, opts: opts, ctx: ctx, dir: run.Path, run: run,
-		cache: c, machines: map[string]*machine{}, progress: serialized(opts.Progress)}
+		cache: c, machines: map[string]*machine{}, rec: record.New(t.Name())}
+	tb.progress = bootfiles.Serialized(func(e Event) {
+		tb.rec.Progress(e.Machine, e.Step, e.Done, e.Err)
+		if opts.Progress != nil {
+			opts.Progress(e)
+		}
+	})
 	tb.cancel = func(err error) { cancel(err); stopDeadline() }
 	tb.unhook = interrupt.Register(func(sig os.Signal) {
 		tb.cancel(fmt.Errorf("interrupted by %v", sig))
@@ -314,7 +324,7 @@ func (tb *Testbed) StartAll() {
 
 // StartAllE is StartAll returning the machines' errors, joined.
 func (tb *Testbed) StartAllE() error {
-	return eachMachine(tb.Machines(), (*Machine).StartE)
+	return snapshot.Each(tb.Machines(), (*Machine).StartE)
 }
 
 // Subtest runs f as a named, timed section of the test, as the NixOS
@@ -323,9 +333,10 @@ func (tb *Testbed) StartAllE() error {
 // with Machine.WithT for Go subtests that fail on their own.
 func (tb *Testbed) Subtest(name string, f func()) {
 	tb.t.Helper()
-	began := time.Now()
+	began, end := time.Now(), tb.Step("subtest: "+name)
 	tb.logf("subtest: %s", name)
 	defer func() {
+		end(nil)
 		tb.logf("(finished: subtest: %s, in %.2f s)", name, time.Since(began).Seconds())
 	}()
 	f()
@@ -344,6 +355,8 @@ func (tb *Testbed) logf(format string, args ...any) {
 // cleanup stops every machine and settles the artifacts: kept and named
 // when the test failed, removed when it passed.
 func (tb *Testbed) cleanup() {
+	failed := tb.t.Failed()
+	tb.rec.End(failed) // before the control socket closes, so that open pages see it
 	if tb.control != nil {
 		tb.control.Close()
 	}
@@ -358,12 +371,17 @@ func (tb *Testbed) cleanup() {
 	for _, n := range tb.allNetworks() {
 		n.close()
 	}
-	failed := tb.t.Failed()
 	if failed {
 		for _, m := range tb.Machines() {
 			m.report()
 		}
-		tb.t.Logf("shakedown: artifacts kept in %s", tb.dir)
+	}
+	if failed || tb.opts.KeepOutput {
+		report, err := webui.WriteReport(tb.view(), tb.rec)
+		if err != nil {
+			report = err.Error()
+		}
+		tb.t.Logf("shakedown: artifacts kept in %s (report: %s)", tb.dir, report)
 	}
 	tb.mu.Lock()
 	tb.closed = true
@@ -378,7 +396,7 @@ func (tb *Testbed) cleanup() {
 
 // stopAll kills every machine and waits for their goroutines.
 func (tb *Testbed) stopAll() {
-	eachMachine(tb.Machines(), func(m *Machine) error { m.kill(); return nil })
+	snapshot.Each(tb.Machines(), func(m *Machine) error { m.kill(); return nil })
 }
 
 // release unlocks the run directory; remove deletes it.
@@ -390,13 +408,3 @@ func (tb *Testbed) release(remove bool) {
 
 // accelLogged says the accelerator once per process, not per testbed.
 var accelLogged sync.Once
-
-func indent(lines []string, prefix string) string {
-	var b strings.Builder
-	for _, l := range lines {
-		b.WriteString(prefix)
-		b.WriteString(l)
-		b.WriteByte('\n')
-	}
-	return strings.TrimRight(b.String(), "\n")
-}

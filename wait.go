@@ -22,7 +22,9 @@ const (
 // poll calls check until it reports done, returns an error, or the
 // machine's timeout passes; then it says what it waited for, how long, and
 // the last value check saw.
-func (m *Machine) poll(what string, check func(ctx context.Context) (done bool, last string, err error)) error {
+func (m *Machine) poll(what string, check func(ctx context.Context) (done bool, last string, err error)) (err error) {
+	end := m.tb.rec.Begin(m.name, "wait for "+what, false)
+	defer func() { end(err, "") }()
 	_, run, err := m.session()
 	if err != nil {
 		return err

@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/shakedown-dev/shakedown/internal/agentproto"
+	"github.com/shakedown-dev/shakedown/internal/eventlog"
 )
 
 // killGrace is how long a command killed for its deadline gets to report
@@ -45,6 +47,22 @@ type Result struct {
 	Signal string
 	Stdout []byte
 	Stderr []byte
+}
+
+// Outputs renders the stdout and stderr on indented lines, each under its
+// name after label ("partial " for a killed command's), for a failure's
+// message; "" when there were none.
+func (r Result) Outputs(label string) string {
+	var b strings.Builder
+	for _, s := range []struct {
+		name string
+		out  []byte
+	}{{"stdout", r.Stdout}, {"stderr", r.Stderr}} {
+		if len(s.out) > 0 {
+			fmt.Fprintf(&b, "\n%s%s:\n%s", label, s.name, eventlog.Indent(string(s.out), "  "))
+		}
+	}
+	return b.String()
 }
 
 // Exec runs cmd and waits for it to finish. When ctx ends first, the

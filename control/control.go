@@ -10,7 +10,9 @@
 // ProxyCommand. The SSH user name chooses the machine; each channel a client
 // opens (sessions with PTYs, exec, shells and SFTP; direct-tcpip) is opened
 // the same way on that machine's agent connection, and the two are spliced:
-// data, stderr and requests both ways, exit status included.
+// data, stderr and requests both ways, exit status included. A connection
+// that begins with an HTTP request instead goes to Config.HTTP: the
+// testbed's record, which `shakedown web` shows.
 //
 // There is no authentication: the socket is mode 0600 in a directory only
 // the user can enter, and a connection from another uid is dropped. A
@@ -21,6 +23,7 @@ package control
 
 import (
 	"bufio"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
@@ -28,6 +31,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,6 +105,9 @@ type Config struct {
 	// Agent returns the SSH connection to a running machine's agent, or
 	// an error saying why there is none (the machine is not running).
 	Agent func(name string) (*ssh.Client, error)
+	// HTTP, if set, serves the connections that begin with an HTTP
+	// request instead of SSH: the testbed's record, for `shakedown web`.
+	HTTP http.Handler
 }
 
 // Server is a testbed's control server. Close stops it; the testbed must
@@ -118,6 +125,9 @@ type Server struct {
 	mu    sync.Mutex
 	conns map[net.Conn]bool
 	state []byte // last written
+
+	web   *http.Server // serves Config.HTTP on webLn
+	webLn *connListener
 }
 
 // Serve starts the control server of the testbed that cfg describes: the
@@ -156,6 +166,11 @@ func Serve(cfg Config) (*Server, error) {
 	c.wg.Add(2)
 	go c.accept()
 	go c.refresh()
+	if cfg.HTTP != nil {
+		c.webLn = &connListener{conns: make(chan net.Conn), done: c.done, addr: ln.Addr()}
+		c.web = &http.Server{Handler: cfg.HTTP, ReadHeaderTimeout: controlHandshake}
+		go c.web.Serve(c.webLn)
+	}
 	return c, nil
 }
 
@@ -171,6 +186,14 @@ func (c *Server) Close() { c.once.Do(c.close) }
 func (c *Server) close() {
 	close(c.done)
 	c.ln.Close()
+	if c.web != nil {
+		// Streams end when the testbed's record does, which it has by
+		// now; Shutdown waits for them to say so.
+		ctx, cancel := context.WithTimeout(context.Background(), controlCloseWait)
+		c.web.Shutdown(ctx)
+		cancel()
+		c.web.Close()
+	}
 	c.mu.Lock()
 	for conn := range c.conns {
 		conn.Close()
@@ -265,9 +288,15 @@ func (c *Server) writeState() error {
 	return nil
 }
 
-// serve runs one SSH connection: an optional ControlHeader line, then SSH.
+// serve runs one connection: HTTP (handed to Config.HTTP), or SSH after
+// an optional Header line.
 func (c *Server) serve(conn net.Conn) {
-	defer conn.Close()
+	handed := false // to the HTTP server, which closes it
+	defer func() {
+		if !handed {
+			conn.Close()
+		}
+	}()
 	if uid, err := peerUID(conn); err != nil || uid != c.uid {
 		return
 	}
@@ -278,6 +307,12 @@ func (c *Server) serve(conn net.Conn) {
 	// wait for the server's: peek no further than "SSH-".
 	p, err := br.Peek(4)
 	if err != nil {
+		return
+	}
+	if c.web != nil && isHTTP(p) {
+		conn.SetDeadline(time.Time{})
+		handed = true
+		c.webLn.hand(&bufferedConn{Conn: conn, r: br})
 		return
 	}
 	if string(p) != "SSH-" {
@@ -307,6 +342,46 @@ func (c *Server) serve(conn net.Conn) {
 	}
 	chWG.Wait()
 }
+
+// isHTTP reports whether a connection's first four bytes begin an HTTP
+// request.
+func isHTTP(p []byte) bool {
+	switch string(p) {
+	case "GET ", "HEAD", "POST", "PUT ", "DELE", "OPTI":
+		return true
+	}
+	return false
+}
+
+// connListener hands the HTTP server the connections that serve sorted
+// out; it closes with the control server.
+type connListener struct {
+	conns chan net.Conn
+	done  <-chan struct{}
+	addr  net.Addr
+}
+
+// hand passes conn to the HTTP server, which closes it; it returns when
+// the server has it, or has stopped (and conn is closed).
+func (l *connListener) hand(conn net.Conn) {
+	select {
+	case l.conns <- conn:
+	case <-l.done:
+		conn.Close()
+	}
+}
+
+func (l *connListener) Accept() (net.Conn, error) {
+	select {
+	case conn := <-l.conns:
+		return conn, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *connListener) Close() error   { return nil }
+func (l *connListener) Addr() net.Addr { return l.addr }
 
 // peerUID is the uid of the process at the other end of a Unix socket.
 func peerUID(conn net.Conn) (int, error) {

@@ -1,16 +1,20 @@
 package control
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -100,6 +104,10 @@ func serve(t *testing.T) (*Server, string) {
 			}
 			return nil, fmt.Errorf("machine %s is not running", name)
 		},
+		// Every test runs with HTTP beside SSH, as testbeds do.
+		HTTP: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "http %s %s", r.Method, r.URL.Path)
+		}),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -122,6 +130,42 @@ func dial(t *testing.T, socket, user string) *ssh.Client {
 	c := ssh.NewClient(sc, chans, reqs)
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// TestHTTP checks that a connection beginning with an HTTP request reaches
+// Config.HTTP, on the same socket as SSH.
+func TestHTTP(t *testing.T) {
+	s, _ := serve(t)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", s.Socket())
+		}}}
+	for _, method := range []string{"GET", "HEAD", "POST"} {
+		req, _ := http.NewRequest(method, "http://testbed/api/view", nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s over the control socket: %v", method, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := "http " + method + " /api/view"; method != "HEAD" && string(body) != want {
+			t.Errorf("%s: got %q, want %q", method, body, want)
+		}
+	}
+	// SSH still works on the same socket.
+	sess, err := dial(t, s.Socket(), "web").NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := sess.Output("hostname")
+	if string(out) != "ran: hostname\n" {
+		t.Errorf("ssh beside http: %q", out)
+	}
+	s.Close()
+	if _, err := client.Get("http://testbed/api/view"); err == nil {
+		t.Error("http answered after Close")
+	}
 }
 
 func TestStateAndRunning(t *testing.T) {

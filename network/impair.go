@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"strings"
 	"time"
 )
 
@@ -206,4 +207,33 @@ func (st *stage) judge(size, hdr int, arrive int64) verdict {
 		v.at = leave
 	}
 	return v
+}
+
+// String describes what imp does in a few words ("loss 10%, delay
+// 50ms±5ms"), for logs and the web page; "none" when it does nothing.
+func (imp Impairment) String() string {
+	var parts []string
+	pct := func(name string, p float64) {
+		if p > 0 {
+			parts = append(parts, fmt.Sprintf("%s %g%%", name, p))
+		}
+	}
+	pct("loss", imp.LossPercent)
+	if imp.Delay > 0 || imp.Jitter > 0 {
+		d := "delay " + imp.Delay.String()
+		if imp.Jitter > 0 {
+			d += "±" + imp.Jitter.String()
+		}
+		parts = append(parts, d)
+	}
+	if imp.RateBitsPerSec > 0 {
+		parts = append(parts, fmt.Sprintf("rate %d bit/s", imp.RateBitsPerSec))
+	}
+	pct("duplicate", imp.DuplicatePercent)
+	pct("reorder", imp.ReorderPercent)
+	pct("corrupt", imp.CorruptPercent)
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }

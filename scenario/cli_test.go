@@ -118,6 +118,20 @@ func TestCLIReportsBadScenarios(t *testing.T) {
 	}
 }
 
+// TestCLIWebIsLoopbackOnly: the page serves machines without a password,
+// so neither shakedown web nor run --web listens beyond loopback.
+func TestCLIWebIsLoopbackOnly(t *testing.T) {
+	for _, args := range [][]string{
+		{"web", "--addr", "0.0.0.0:7778"},
+		{"run", "--web", "--web-addr", ":0", "../examples/service.star"},
+	} {
+		out, code := runCLI(t, notCI, args...)
+		if code != 1 || !strings.Contains(out, "is not loopback") || strings.Contains(out, "scenario:") {
+			t.Errorf("shakedown %v: exit %d:\n%s", args, code, out)
+		}
+	}
+}
+
 func TestCLIListAndShard(t *testing.T) {
 	files := []string{"../examples/service.star", "../examples/lifecycle.star", "testdata/fail.star"}
 	out, code := runCLI(t, notCI, append([]string{"run", "--list"}, files...)...)
@@ -221,7 +235,7 @@ func TestCLIFailingScenario(t *testing.T) {
 	dir := t.TempDir()
 	report := filepath.Join(dir, "junit.xml")
 	// CI=true: quiet, but a failed scenario's whole log is printed.
-	out, code := runCLI(t, []string{"CI=true"}, "run", "--timeout", "5m", "--out", dir, "--junit", report, path)
+	out, code := runCLI(t, []string{"CI=true"}, "run", "--web", "--timeout", "5m", "--out", dir, "--junit", report, path)
 	if code != 1 {
 		t.Fatalf("got exit status %d, want 1:\n%s", code, out)
 	}
@@ -233,10 +247,17 @@ func TestCLIFailingScenario(t *testing.T) {
 		"about to fail",
 		"last console lines of web:",
 		"artifacts kept in " + dir,
+		"shakedown web: open http://127.0.0.1:",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+	// The summary names the report, which names the failing step.
+	_, after, _ := strings.Cut(out, "  report: ")
+	html, err := os.ReadFile(strings.TrimSpace(strings.SplitN(after, "\n", 2)[0]))
+	if err != nil || !strings.Contains(string(html), "echo about to fail; test -e /nonexistent") {
+		t.Errorf("report: %v", err)
 	}
 	if strings.Contains(out, "subtest: never runs") {
 		t.Errorf("the subtest after the failure ran:\n%s", out)

@@ -61,6 +61,7 @@ type runner struct {
 	res         *Result
 	open        []int // indexes in res.Cases of the subtests running
 	recorded    bool  // the failure on its way up is recorded on a subtest
+	endRecord   func(error) // ends the scenario's step in the testbed's record
 }
 
 func newRunner(sc *Scenario, m mode, opts RunOptions) *runner {
@@ -148,6 +149,9 @@ func (r *runner) finish(err error, end func(error)) *Result {
 		}
 		r.log.print(red, e.Error())
 	}
+	if r.endRecord != nil {
+		r.endRecord(res.Err)
+	}
 	if r.opts.Hold != nil && r.tb != nil {
 		r.opts.Hold(r.tb, res.Err)
 	}
@@ -207,6 +211,10 @@ func (r *runner) testbed() (*shakedown.Testbed, error) {
 		return nil, err
 	}
 	r.tb = tb
+	// The whole scenario is the testbed's outermost step, so that a
+	// failure of the script itself (fail(), a wrong call) is on the
+	// page and in the report too.
+	r.endRecord = tb.Step("scenario: " + r.sc.Path)
 	// Starlark code that loops without calling a verb still ends at the
 	// testbed's global deadline.
 	thread := r.thread
@@ -262,9 +270,12 @@ func (r *runner) step(builtin, machine, title string, do func() (starlark.Value,
 	r.steps++
 	end := r.log.section(title, true)
 	defer func() { end(err) }()
-	if _, err := r.testbed(); err != nil {
+	tb, err := r.testbed()
+	if err != nil {
 		return nil, &stepError{verb: builtin, msg: err.Error()}
 	}
+	endRecord := tb.Step(title)
+	defer func() { endRecord(err) }()
 	if v, err = do(); err != nil {
 		return nil, &stepError{verb: builtin, msg: stepMessage(machine, err)}
 	}
@@ -367,6 +378,11 @@ func (r *runner) subtest(thread *starlark.Thread, b *starlark.Builtin, args star
 	if r.mode == loading {
 		return nil, errStepsBegin
 	}
+	tb, err := r.testbed()
+	if err != nil {
+		return nil, err
+	}
+	endRecord := tb.Step("subtest: " + name)
 	full := name
 	if n := len(r.open); n > 0 {
 		full = r.res.Cases[r.open[n-1]].Name + "/" + name
@@ -384,6 +400,7 @@ func (r *runner) subtest(thread *starlark.Thread, b *starlark.Builtin, args star
 		r.recorded = true
 	}
 	end(err)
+	endRecord(err)
 	return v, err
 }
 

@@ -12,11 +12,12 @@
 #   kmod             depmod, for the module indexes of full Debian machines
 #   tar              unpacks their root file systems (essential, so always there)
 #   ca-certificates  apt over https mirrors
+#   chromium         the browser the web page's tests drive (headless)
 # The guest kernel and busybox are not installed on the host: shakedown
 # fetches their .debs through apt into its cache. That needs apt's package
 # lists, so this runs apt-get update when they are missing or stale.
 set -euo pipefail
-pkgs=(qemu-system-x86 qemu-utils cpio gzip e2fsprogs vde2 openssh-client tshark mmdebstrap kmod tar ca-certificates)
+pkgs=(qemu-system-x86 qemu-utils cpio gzip e2fsprogs vde2 openssh-client tshark mmdebstrap kmod tar ca-certificates chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -6,6 +6,7 @@
 //	shakedown ls       list running testbeds and their machines
 //	shakedown ssh      a shell or a command in a machine of a running testbed
 //	shakedown proxy    OpenSSH ProxyCommand to a machine of a running testbed
+//	shakedown web      a live page of the running testbeds, on loopback
 package main
 
 import (
@@ -28,6 +29,7 @@ commands:
   ls       list running testbeds and their machines
   ssh      shell or command in a running machine: shakedown ssh [TESTBED/]MACHINE [CMD...]
   proxy    OpenSSH ProxyCommand: ssh -o ProxyCommand='shakedown proxy %h' root@MACHINE
+  web      a live page of the running testbeds: shakedown web [--addr 127.0.0.1:PORT]
   image    build, list and collect initramfs images: shakedown image build|ls|gc
 `
 
@@ -50,6 +52,8 @@ func main() {
 		err = sshCmd(os.Args[2:])
 	case "proxy":
 		err = proxyCmd(os.Args[2:])
+	case "web":
+		err = webCmd(os.Args[2:])
 	case "image":
 		err = imageCmd(os.Args[2:])
 	case "-h", "--help", "help":

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/shakedown-dev/shakedown"
+	"github.com/shakedown-dev/shakedown/internal/webui"
 	"github.com/shakedown-dev/shakedown/scenario"
 )
 
@@ -49,6 +50,8 @@ func runCmd(args []string) error {
 	var keep bool
 	fs.BoolVar(&keep, "keep", false, "keep machines up after a scenario ends, passed or failed, until\nEnter or Ctrl-C; shakedown ssh reaches them meanwhile")
 	fs.BoolVar(&keep, "k", false, "short for --keep")
+	web := fs.Bool("web", false, "serve a live page of this run on loopback (shakedown web shows\nevery run); its address is printed first")
+	webAddr := fs.String("web-addr", "127.0.0.1:0", "where --web listens: a loopback `HOST:PORT`")
 	files := parseInterleaved(fs, args)
 	if len(files) == 0 {
 		fs.Usage()
@@ -67,6 +70,13 @@ func runCmd(args []string) error {
 	}
 	if *list {
 		return listScenarios(os.Stdout, files)
+	}
+	if *web {
+		stop, err := startWeb(os.Stdout, *webAddr, *out)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	if *interact {
 		if len(files) != 1 {
@@ -136,6 +146,7 @@ func runCmd(args []string) error {
 			summary.Printf("  %s", res.Summary())
 			if res.OutputDir != "" {
 				summary.Printf("  artifacts kept in %s", res.OutputDir)
+				summary.Printf("  report: %s", filepath.Join(res.OutputDir, webui.ReportName))
 			}
 		}
 	}

@@ -33,3 +33,13 @@ func (ns *Numbers) Of(name string, declared func() []string) int {
 	ns.byName[name] = num
 	return num
 }
+
+// Known returns name's number if numbers were given out already, without
+// giving them out: for observers, which must not freeze the numbering
+// before the test does.
+func (ns *Numbers) Known(name string) (int, bool) {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	num, ok := ns.byName[name]
+	return num, ok
+}

@@ -1,6 +1,9 @@
 package eventlog
 
-import "sync"
+import (
+	"strings"
+	"sync"
+)
 
 // Lines hands log lines to a Logf function (t.Logf, say) until Stop. A
 // stub's server goroutines can outlive its Close by a moment (net/http
@@ -29,4 +32,11 @@ func (l *Lines) Stop() {
 	l.mu.Lock()
 	l.stopped = true
 	l.mu.Unlock()
+}
+
+// Indent puts prefix before every line of text (its trailing newlines
+// dropped), for output and console lines quoted in a failure.
+func Indent(text, prefix string) string {
+	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
+	return prefix + strings.Join(lines, "\n"+prefix)
 }

@@ -66,3 +66,21 @@ func NeedPackages(t testing.TB) {
 		t.Skip("apt-get not found: machines with packages need a Debian host")
 	}
 }
+
+// NeedChromium returns the path of Debian's chromium, for browser tests;
+// without it they fail in CI and skip elsewhere (and under -short).
+func NeedChromium(t testing.TB) string {
+	t.Helper()
+	if testing.Short() && !InCI() {
+		t.Skip("drives a browser; skipped with -short")
+	}
+	p, err := exec.LookPath("chromium")
+	if err == nil {
+		return p
+	}
+	if InCI() {
+		t.Fatal("chromium not found and CI=true: apt-get install chromium (scripts/setup-debian.sh does)")
+	}
+	t.Skip("chromium not found: apt-get install chromium to run the browser tests")
+	return ""
+}
