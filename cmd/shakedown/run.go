@@ -48,7 +48,7 @@ func runCmd(args []string) error {
 	verbose := fs.Bool("v", false, "stream machine consoles, and print the full log in CI too")
 	interact := fs.Bool("interactive", false, "boot the machines of the one scenario given and read Starlark\nfrom the terminal with them bound, instead of running its test")
 	var keep bool
-	fs.BoolVar(&keep, "keep", false, "keep machines up after a scenario ends, passed or failed, until\nEnter or Ctrl-C; shakedown ssh reaches them meanwhile")
+	fs.BoolVar(&keep, "keep", false, "keep machines up after a scenario ends, passed or failed, until\nEnter or Ctrl-C (shakedown ssh reaches them meanwhile), and keep its\nartifacts directory, report.html with it")
 	fs.BoolVar(&keep, "k", false, "short for --keep")
 	web := fs.Bool("web", false, "serve a live page of this run on loopback (shakedown web shows\nevery run); its address is printed first")
 	webAddr := fs.String("web-addr", "127.0.0.1:0", "where --web listens: a loopback `HOST:PORT`")
@@ -127,7 +127,7 @@ func runCmd(args []string) error {
 		}
 		opts := scenario.RunOptions{
 			Testbed: shakedown.Options{Timeout: *timeout, OutputDir: *out, QuietConsole: !*verbose,
-				Progress: status.Progress()},
+				Progress: status.Progress(), KeepOutput: keep},
 			Log: log,
 		}
 		if *out != "" {

@@ -153,6 +153,8 @@ function failureBox(view, data) {
     el("p", {}, "The test failed outside the testbed's verbs (an assertion of its own): its log says where."));
   const steps = view.steps;
   const action = steps[f.action - 1];
+  // What the machine printed while the failing verb ran is marked.
+  const markFrom = action ? t(action.start) : t(f.time) - 1000;
   // The sections it failed in, outermost first.
   const path = [];
   for (let s = steps[f.step - 1]; s; s = steps[s.parent - 1]) path.unshift(s);
@@ -161,11 +163,11 @@ function failureBox(view, data) {
     action ? el("p", {}, "At ", el("a", { href: `#step-${action.id}` }, action.title), action.machine ? ` on ${action.machine}` : "") : null,
     el("pre", { class: "message" }, f.message),
     data.excerpt && data.excerpt.length ? [el("h3", {}, `Console of ${f.machine} around that moment`),
-      el("pre", { class: "console excerpt" }, data.excerpt.map((l) => consoleLine(l, t(f.time))))] : null);
+      el("pre", { class: "console excerpt" }, data.excerpt.map((l) => consoleLine(l, markFrom, t(f.time) + 200)))] : null);
 }
 
-function consoleLine(l, mark) {
-  const near = mark && Math.abs(t(l.time) - mark) < 1000;
+function consoleLine(l, from, to) {
+  const near = from && t(l.time) >= from && t(l.time) <= to;
   return el("div", { class: near ? "line mark" : "line" }, el("span", { class: "ts" }, new Date(l.time).toISOString().slice(11, 23)), " ", l.text);
 }
 
