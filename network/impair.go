@@ -3,8 +3,8 @@ package network
 import (
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"strings"
+	"sync"
 	"time"
 )
 

@@ -59,8 +59,8 @@ type runner struct {
 	hostByName  map[string]*hostValue
 	steps       int
 	res         *Result
-	open        []int // indexes in res.Cases of the subtests running
-	recorded    bool  // the failure on its way up is recorded on a subtest
+	open        []int       // indexes in res.Cases of the subtests running
+	recorded    bool        // the failure on its way up is recorded on a subtest
 	endRecord   func(error) // ends the scenario's step in the testbed's record
 }
 
