@@ -382,3 +382,21 @@ func TestCorruptSparesHeaders(t *testing.T) {
 		}
 	}
 }
+
+func TestImpairmentString(t *testing.T) {
+	for _, tc := range []struct {
+		imp  Impairment
+		want string
+	}{
+		{Impairment{}, "none"},
+		{Impairment{LossPercent: 12.5}, "loss 12.5%"},
+		{Impairment{Delay: 50 * time.Millisecond, Jitter: 5 * time.Millisecond}, "delay 50ms±5ms"},
+		{Impairment{Jitter: time.Millisecond}, "delay 0s±1ms"},
+		{Impairment{RateBitsPerSec: 1e6, DuplicatePercent: 1, ReorderPercent: 2, CorruptPercent: 3, Seed: 9},
+			"rate 1000000 bit/s, duplicate 1%, reorder 2%, corrupt 3%"},
+	} {
+		if got := tc.imp.String(); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.imp, got, tc.want)
+		}
+	}
+}
