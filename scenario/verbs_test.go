@@ -107,6 +107,9 @@ func TestEveryTestbedVerbHasAScenarioForm(t *testing.T) {
 			// returned.
 			"Machines": "machine values",
 			"Hosts":    "host values",
+			// Every verb and subtest() of a scenario is a step of its
+			// testbed's record already.
+			"Step": "subtest() and every verb",
 		})
 	})
 	t.Run("network", func(t *testing.T) {
