@@ -55,6 +55,5 @@ func BuildDebian(ctx context.Context, cfg MachineConfig, opts ImageOptions) (*De
 	if err != nil {
 		return nil, err
 	}
-	rep := bootfiles.Reporter{Fn: bootfiles.Serialized(opts.Progress)}
-	return bootfiles.Debian(ctx, c, bootSpec("", cfg), rep.Progress(nil))
+	return bootfiles.Debian(ctx, c, bootSpec("", cfg), bootfiles.Reporter{Fn: bootfiles.Serialized(opts.Progress)}.Progress(nil))
 }

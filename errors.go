@@ -96,6 +96,10 @@ func report(err error) string {
 	return err.Error()
 }
 
+// errSubtestStopped marks a Subtest whose function did not return: a
+// verb failed inside it and ended the test.
+var errSubtestStopped = errors.New("stopped: the test failed inside")
+
 // consoleTailLines is how much console goes into a failure: enough for a
 // panic and its call trace's head.
 const consoleTailLines = 20

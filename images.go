@@ -65,6 +65,5 @@ func BuildImage(ctx context.Context, cfg MachineConfig, opts ImageOptions) (*Ima
 	if err != nil {
 		return nil, err
 	}
-	rep := bootfiles.Reporter{Fn: bootfiles.Serialized(opts.Progress)}
-	return bootfiles.Initramfs(ctx, c, bootSpec("", cfg), opts.Lock, rep.Progress(nil))
+	return bootfiles.Initramfs(ctx, c, bootSpec("", cfg), opts.Lock, bootfiles.Reporter{Fn: bootfiles.Serialized(opts.Progress)}.Progress(nil))
 }

@@ -333,7 +333,7 @@ func (tb *Testbed) Partition(groups ...[]Peer) {
 // PartitionE is Partition returning its error: a peer in two groups
 // (ErrInvalid) changes nothing.
 func (tb *Testbed) PartitionE(groups ...[]Peer) error {
-	if err := checkGroups(groups); err != nil {
+	if _, err := peerGroups(groups); err != nil {
 		return fmt.Errorf("partition: %w", err)
 	}
 	var errs []error
@@ -358,18 +358,21 @@ func (tb *Testbed) HealE() error {
 	return errors.Join(errs...)
 }
 
-// checkGroups rejects a peer in two groups of a partition.
-func checkGroups(groups [][]Peer) error {
+// peerGroups is a partition's groups by Peer.peer(); a peer in two
+// groups is refused.
+func peerGroups(groups [][]Peer) ([][]any, error) {
+	gs := make([][]any, len(groups))
 	in := map[any]int{}
 	for g, ps := range groups {
 		for _, p := range ps {
 			if h, ok := in[p.peer()]; ok && h != g {
-				return fmt.Errorf("%w: %s is in groups %d and %d (a peer belongs to one group, or to none to reach all)", ErrInvalid, p.Name(), h+1, g+1)
+				return nil, fmt.Errorf("%w: %s is in groups %d and %d (a peer belongs to one group, or to none to reach all)", ErrInvalid, p.Name(), h+1, g+1)
 			}
 			in[p.peer()] = g
+			gs[g] = append(gs[g], p.peer())
 		}
 	}
-	return nil
+	return gs, nil
 }
 
 // Partition splits the peers (machines and hosts) into groups that
@@ -384,16 +387,9 @@ func (n *Network) Partition(groups ...[]Peer) {
 
 // PartitionE is Partition returning its error, as Testbed.PartitionE.
 func (n *Network) PartitionE(groups ...[]Peer) error {
-	if err := checkGroups(groups); err != nil {
+	gs, err := peerGroups(groups)
+	if err != nil {
 		return fmt.Errorf("partition network %s: %w", n.name, err)
-	}
-	var gs [][]any
-	for _, g := range groups {
-		var ks []any
-		for _, p := range g {
-			ks = append(ks, p.peer())
-		}
-		gs = append(gs, ks)
 	}
 	n.faults.Partition(gs)
 	return n.applyOp("partition")
@@ -459,7 +455,7 @@ func (m *Machine) setBlocked(networks []string, blocked bool) error {
 		m.blocked[name] = blocked
 	}
 	m.mu.Unlock()
-	m.tb.rec.Event(m.name, fmt.Sprintf("blocked %v: %v", networks, blocked))
+	m.tb.rec.Event(m.name, map[bool]string{true: "block ", false: "unblock "}[blocked]+strings.Join(networks, " "))
 	return m.applyBlocks()
 }
 

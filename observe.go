@@ -31,21 +31,17 @@ func (tb *Testbed) serveControl() {
 			return ms
 		},
 		Agent: func(name string) (*ssh.Client, error) {
-			m := tb.lookupMachine(name)
-			if m == nil {
-				return nil, fmt.Errorf("machine %s is not declared", name)
+			m, err := tb.runningMachine(name)
+			if err != nil {
+				return nil, err
 			}
-			v := m.current()
-			if v == nil || v.Agent() == nil || v.Run().Err() != nil {
-				return nil, fmt.Errorf("machine %s is not running", name)
-			}
-			return v.Agent().SSH(), nil
+			return m.current().Agent().SSH(), nil
 		},
 		HTTP: webui.Handler(webui.Source{Record: tb.rec, Dir: tb.dir, View: tb.view,
 			Screenshot: func(name string) (string, error) {
-				m := tb.lookupMachine(name)
-				if m == nil || !m.running() {
-					return "", fmt.Errorf("machine %s is not running", name)
+				m, err := tb.runningMachine(name)
+				if err != nil {
+					return "", err
 				}
 				return (&Machine{machine: m}).screenshot(webui.ScreenshotName())
 			}}),
@@ -57,17 +53,23 @@ func (tb *Testbed) serveControl() {
 	tb.control = srv
 }
 
-// lookupMachine returns the machine named name, or nil.
-func (tb *Testbed) lookupMachine(name string) *machine {
+// runningMachine returns the machine named name if it is up, or why not.
+func (tb *Testbed) runningMachine(name string) (*machine, error) {
 	tb.mu.Lock()
-	defer tb.mu.Unlock()
-	return tb.machines[name]
+	m := tb.machines[name]
+	tb.mu.Unlock()
+	if m == nil {
+		return nil, fmt.Errorf("machine %s is not declared", name)
+	}
+	if v := m.current(); v == nil || v.Agent() == nil || v.Run().Err() != nil {
+		return nil, fmt.Errorf("machine %s is not running", name)
+	}
+	return m, nil
 }
 
-// Step records a named, timed step of the test, for the live page and the
+// Step records a named, timed step of the test for the live page and the
 // report: the verbs called until end nest in it, and end's error marks it
-// failed. Front ends record theirs with it (a scenario's verbs and
-// subtests); Subtest is one.
+// failed. Subtest and the scenario's verbs are steps.
 func (tb *Testbed) Step(title string) (end func(err error)) {
 	e := tb.rec.Begin("", title, true)
 	return func(err error) { e(err, "") }

@@ -336,10 +336,11 @@ func (tb *Testbed) Subtest(name string, f func()) {
 	began, end := time.Now(), tb.Step("subtest: "+name)
 	tb.logf("subtest: %s", name)
 	defer func() {
-		end(nil)
+		end(errSubtestStopped) // unless f returned: the first end stands
 		tb.logf("(finished: subtest: %s, in %.2f s)", name, time.Since(began).Seconds())
 	}()
 	f()
+	end(nil)
 }
 
 // logf writes one line to the test log.
