@@ -2,8 +2,9 @@
 // their times and results, its failures, what each machine is doing, and
 // every machine's console lines with the time each arrived. The live web
 // page reads it while the testbed runs; the HTML report renders it when
-// the testbed ends. It imports nothing of shakedown's: the root package
-// feeds it, and the front ends read its View, without a cycle.
+// the testbed ends. It imports only package network (for the faults it
+// describes): the root package feeds it, and the front ends read its
+// View, without a cycle.
 package record
 
 import (

@@ -91,29 +91,3 @@ func (v *View) Failing() (Failure, bool) {
 	}
 	return Failure{}, false
 }
-
-// Step returns the step with the given ID.
-func (v *View) Step(id int) (Step, bool) {
-	if id < 1 || id > len(v.Steps) {
-		return Step{}, false
-	}
-	return v.Steps[id-1], true
-}
-
-// Sections returns the top-level sections and their nested sections, in
-// order, with each one's depth: the subtests, for a summary like JUnit's.
-func (v *View) Sections() (out []Step, depth []int) {
-	d := map[int]int{}
-	for _, s := range v.Steps {
-		if !s.Section {
-			continue
-		}
-		d[s.ID] = 0
-		if p, ok := d[s.Parent]; ok {
-			d[s.ID] = p + 1
-		}
-		out = append(out, s)
-		depth = append(depth, d[s.ID])
-	}
-	return out, depth
-}
