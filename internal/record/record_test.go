@@ -248,3 +248,16 @@ func TestApplyFaults(t *testing.T) {
 		})
 	}
 }
+
+func TestTrim(t *testing.T) {
+	v := View{Steps: []Step{{ID: 1}, {ID: 2}, {ID: 3}}}
+	v.Trim(5)
+	if len(v.Steps) != 3 || v.EarlierSteps != 0 {
+		t.Fatalf("trimmed what fits: %+v", v)
+	}
+	v.Trim(2)
+	v.Trim(1)
+	if len(v.Steps) != 1 || v.Steps[0].ID != 3 || v.EarlierSteps != 2 {
+		t.Errorf("Trim: %+v", v)
+	}
+}

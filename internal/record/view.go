@@ -21,6 +21,17 @@ type View struct {
 	Networks []Network `json:"networks"`
 	Steps    []Step    `json:"steps"`
 	Failures []Failure `json:"failures"`
+	// EarlierSteps counts the steps left out before Steps (Trim).
+	EarlierSteps int `json:"earlierSteps,omitempty"`
+}
+
+// Trim keeps only the last n steps, for a live page that redraws them
+// several times a second; the report keeps them all.
+func (v *View) Trim(n int) {
+	if len(v.Steps) > n {
+		v.EarlierSteps += len(v.Steps) - n
+		v.Steps = v.Steps[len(v.Steps)-n:]
+	}
 }
 
 // Machine is a machine of the view.

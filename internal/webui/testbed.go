@@ -46,6 +46,10 @@ const (
 	// keepAlive is how often an idle stream says it is alive, so that
 	// proxies and browsers keep it open.
 	keepAlive = 15 * time.Second
+	// liveSteps is how many of the last steps a live view carries: a
+	// test that runs thousands of commands would otherwise send them all
+	// at every change.
+	liveSteps = 500
 	// followEvery is how often a followed capture is checked for growth
 	// (the switch flushes its capture every 100 ms).
 	followEvery = 200 * time.Millisecond
@@ -162,6 +166,7 @@ func (src Source) events(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		v := src.view()
+		v.Trim(liveSteps)
 		if b, _ := json.Marshal(v); string(b) != string(last) {
 			last = b
 			if !send("view", v) {
@@ -170,7 +175,9 @@ func (src Source) events(w http.ResponseWriter, r *http.Request) {
 		}
 		select {
 		case <-rec.Done():
-			send("end", src.view())
+			v := src.view()
+			v.Trim(liveSteps)
+			send("end", v)
 			return
 		case <-r.Context().Done():
 			return

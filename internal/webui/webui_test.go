@@ -396,3 +396,25 @@ func TestScriptParses(t *testing.T) {
 		t.Fatalf("app.js: %v\n%s", err, out)
 	}
 }
+
+// TestEventsTrimSteps: a live view carries the last liveSteps steps and
+// counts the rest.
+func TestEventsTrimSteps(t *testing.T) {
+	b := newFakeBed(t, "")
+	for range liveSteps + 100 {
+		b.rec.Event("web", "a command")
+	}
+	srv := httptest.NewServer(Handler(b.source()))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/api/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	ev, data := sse{bufio.NewReader(resp.Body)}.next(t)
+	var v record.View
+	json.Unmarshal([]byte(data), &v)
+	if ev != "view" || len(v.Steps) != liveSteps || v.EarlierSteps != 100 || v.Steps[0].ID != 101 {
+		t.Errorf("%s: %d steps from %d, %d earlier", ev, len(v.Steps), v.Steps[0].ID, v.EarlierSteps)
+	}
+}

@@ -118,7 +118,8 @@ function stepsTable(view, failing) {
   const span = Math.max(end - start, 1);
   const d = depths(steps);
   const failed = new Set(failing ? [failing.action, failing.step].filter(Boolean) : []);
-  return el("table", { class: "steps" },
+  const earlier = view.earlierSteps ? el("p", { class: "muted" }, `${view.earlierSteps} earlier steps are left out here; the report has them all.`) : null;
+  return el("div", {}, earlier, el("table", { class: "steps" },
     el("thead", {}, el("tr", {}, ["Step", "Machine", "At", "Took", "", "Result"].map((h) => el("th", {}, h)))),
     el("tbody", {}, steps.map((s) => {
       const b = t(s.start), e = t(s.end) || Date.now();
@@ -131,7 +132,7 @@ function stepsTable(view, failing) {
         el("td", { class: "num" }, e === b ? "·" : secs(e - b)),
         el("td", { class: "bar" }, el("div", { style: `margin-left:${(100 * (b - start)) / span}%;width:${Math.max((100 * (e - b)) / span, 0.3)}%` })),
         el("td", {}, s.err ? el("span", { class: "err" }, s.err) : running ? badge("running", "running") : el("span", { class: "muted" }, s.note || "ok")));
-    })));
+    }))));
 }
 
 // summary is the subtests as JUnit would count them.
