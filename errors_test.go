@@ -143,6 +143,7 @@ func TestEveryVerbHasAnEForm(t *testing.T) {
 		"Name": true, "Number": true, "Network": true, "Addr": true, "Addr6": true, "PID": true,
 		"Machines": true, "Hosts": true, "Context": true, "OutputDir": true, "Accel": true,
 		"WithTimeout": true, "WithT": true, "Crash": true, "Subtest": true, "Step": true,
+		"ConsoleLog": true, "IsUp": true,
 	}
 	errType := reflect.TypeFor[error]()
 	for _, typ := range []reflect.Type{

@@ -3,11 +3,8 @@ package shakedown
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
-
-	"github.com/shakedown-dev/shakedown/qemu"
 )
 
 // CopyTo copies a host file or directory (recursively) to guestPath,
@@ -19,18 +16,14 @@ func (m *Machine) CopyTo(hostPath, guestPath string) {
 
 // CopyToE is CopyTo returning its error.
 func (m *Machine) CopyToE(hostPath, guestPath string) error {
-	if err := m.copyTo(hostPath, guestPath); err != nil {
+	agent, _, err := m.session()
+	if err == nil {
+		err = agent.CopyTo(hostPath, guestPath)
+	}
+	if err != nil {
 		return m.wrap(fmt.Errorf("copy %s to %s: %w", hostPath, guestPath, err))
 	}
 	return nil
-}
-
-func (m *Machine) copyTo(hostPath, guestPath string) error {
-	agent, _, err := m.session()
-	if err != nil {
-		return err
-	}
-	return agent.CopyTo(hostPath, guestPath)
 }
 
 // CopyFrom copies a guest file or directory (recursively) to hostPath; a
@@ -48,18 +41,14 @@ func (m *Machine) CopyFromE(guestPath, hostPath string) (string, error) {
 	if !filepath.IsAbs(hostPath) {
 		hostPath = filepath.Join(m.tb.dir, hostPath)
 	}
-	if err := m.copyFrom(guestPath, hostPath); err != nil {
+	agent, _, err := m.session()
+	if err == nil {
+		err = agent.CopyFrom(guestPath, hostPath)
+	}
+	if err != nil {
 		return "", m.wrap(fmt.Errorf("copy %s from the guest to %s: %w", guestPath, hostPath, err))
 	}
 	return hostPath, nil
-}
-
-func (m *Machine) copyFrom(guestPath, hostPath string) error {
-	agent, _, err := m.session()
-	if err != nil {
-		return err
-	}
-	return agent.CopyFrom(guestPath, hostPath)
 }
 
 var screenshotName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
@@ -86,20 +75,12 @@ func (m *Machine) screenshot(name string) (string, error) {
 	if !screenshotName.MatchString(name) {
 		return "", fmt.Errorf("%w: name %q: use letters, digits, dot, dash and underscore", ErrInvalid, name)
 	}
-	if _, _, err := m.session(); err != nil {
+	_, run, err := m.session()
+	if err != nil {
 		return "", err
 	}
-	proc := m.current().Proc
-	ppm := filepath.Join(m.tb.dir, "."+m.name+"-"+name+".ppm")
 	png := filepath.Join(m.tb.dir, m.name+"-"+name+".png")
-	ctx, cancel := context.WithTimeout(m.tb.ctx, m.wait())
+	ctx, cancel := context.WithTimeout(run, m.wait())
 	defer cancel()
-	if err := proc.QMP.Screendump(ctx, ppm); err != nil {
-		return "", err
-	}
-	defer os.Remove(ppm)
-	if err := qemu.PPMToPNG(ppm, png); err != nil {
-		return "", err
-	}
-	return png, nil
+	return png, m.current().Screenshot(ctx, png)
 }

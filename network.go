@@ -46,7 +46,7 @@ type Network struct {
 	tb   *Testbed
 	name string
 	sw   *network.Switch
-	pcap *os.File
+	pcap string // the capture's file name in the run directory; "" without
 
 	// faults name peers by Peer.peer(): *machine or *Host.
 	faults network.Faults
@@ -84,17 +84,11 @@ func (tb *Testbed) NetworkE(name string, opts NetworkOptions) (*Network, error) 
 	cfg := network.Config{Name: name, MTU: opts.MTU, Seed: opts.Seed,
 		Logf: func(format string, args ...any) { tb.logf("network %s: "+format, append([]any{name}, args...)...) }}
 	if opts.Capture {
-		f, err := os.Create(filepath.Join(tb.dir, name+".pcap"))
-		if err != nil {
-			return nil, fmt.Errorf("network %s: capture: %w", name, err)
-		}
-		n.pcap, cfg.Capture = f, f
+		n.pcap = name + ".pcap"
+		cfg.CapturePath = filepath.Join(tb.dir, n.pcap)
 	}
 	sw, err := network.New(cfg)
 	if err != nil {
-		if n.pcap != nil {
-			n.pcap.Close()
-		}
 		return nil, fmt.Errorf("network %s: %w", name, err)
 	}
 	n.sw = sw
@@ -120,9 +114,6 @@ func (n *Network) Number() int {
 // close stops the switch; machines are stopped already.
 func (n *Network) close() {
 	n.sw.Close()
-	if n.pcap != nil {
-		n.pcap.Close()
-	}
 }
 
 // machineNumber is the machine's n in 192.168.v.n: machines are numbered
@@ -407,10 +398,11 @@ func (n *Network) HealE() error {
 	return n.applyOp("heal")
 }
 
+// allNetworks returns the networks in name order.
 func (tb *Testbed) allNetworks() []*Network {
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
-	return slices.Collect(maps.Values(tb.networks))
+	return slices.SortedFunc(maps.Values(tb.networks), func(a, b *Network) int { return strings.Compare(a.name, b.name) })
 }
 
 // Block cuts the machine's links: to the networks named, or to all of its

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"strings"
 
 	"golang.org/x/crypto/ssh"
 
@@ -31,7 +30,7 @@ func (tb *Testbed) serveControl() {
 			return ms
 		},
 		Agent: func(name string) (*ssh.Client, error) {
-			m, err := tb.runningMachine(name)
+			m, err := tb.upMachine(name)
 			if err != nil {
 				return nil, err
 			}
@@ -39,11 +38,11 @@ func (tb *Testbed) serveControl() {
 		},
 		HTTP: webui.Handler(webui.Source{Record: tb.rec, Dir: tb.dir, View: tb.view,
 			Screenshot: func(name string) (string, error) {
-				m, err := tb.runningMachine(name)
+				m, err := tb.upMachine(name)
 				if err != nil {
 					return "", err
 				}
-				return (&Machine{machine: m}).screenshot(webui.ScreenshotName())
+				return m.screenshot(webui.ScreenshotName())
 			}}),
 	})
 	if err != nil {
@@ -53,15 +52,12 @@ func (tb *Testbed) serveControl() {
 	tb.control = srv
 }
 
-// runningMachine returns the machine named name if it is up, or why not.
-func (tb *Testbed) runningMachine(name string) (*machine, error) {
+// upMachine returns the machine named name if it is up, or why not.
+func (tb *Testbed) upMachine(name string) (*Machine, error) {
 	tb.mu.Lock()
-	m := tb.machines[name]
+	m := &Machine{machine: tb.machines[name]}
 	tb.mu.Unlock()
-	if m == nil {
-		return nil, fmt.Errorf("machine %s is not declared", name)
-	}
-	if v := m.current(); v == nil || v.Agent() == nil || v.Run().Err() != nil {
+	if m.machine == nil || !m.IsUp() {
 		return nil, fmt.Errorf("machine %s is not running", name)
 	}
 	return m, nil
@@ -84,15 +80,10 @@ func (tb *Testbed) view() record.View {
 		num, _ := tb.machineNums.Known(m.name)
 		v.Machines = append(v.Machines, record.Machine{Name: m.name, Number: num, Networks: m.cfg.Networks})
 	}
-	nets := tb.allNetworks()
-	slices.SortFunc(nets, func(a, b *Network) int { return strings.Compare(a.name, b.name) })
-	for _, n := range nets {
+	for _, n := range tb.allNetworks() {
 		c := n.sw.Counters()
-		nv := record.Network{Name: n.name, Frames: c.RxFrames, Bytes: c.RxBytes, Drops: c.Drops.Total()}
+		nv := record.Network{Name: n.name, Capture: n.pcap, Frames: c.RxFrames, Bytes: c.RxBytes, Drops: c.Drops.Total()}
 		nv.Number, _ = tb.netNums.Known(n.name)
-		if n.pcap != nil {
-			nv.Capture = n.name + ".pcap"
-		}
 		for _, m := range machines {
 			if num, ok := tb.machineNums.Known(m.name); slices.Contains(m.cfg.Networks, n.name) {
 				l := record.Link{Peer: m.name, State: record.LinkDown}

@@ -9,14 +9,8 @@ import (
 	"regexp"
 	"strconv"
 	"time"
-)
 
-// Polling: a check that fails is tried again after pollStart, doubling up
-// to pollMax, so that quick conditions are seen quickly and slow ones do not
-// keep a TCG guest busy answering.
-const (
-	pollStart = 50 * time.Millisecond
-	pollMax   = time.Second
+	"github.com/shakedown-dev/shakedown/internal/poll"
 )
 
 // poll calls check until it reports done, returns an error, or the
@@ -29,38 +23,21 @@ func (m *Machine) poll(what string, check func(ctx context.Context) (done bool, 
 	if err != nil {
 		return err
 	}
-	d := m.wait()
-	ctx, cancel := opContext(run, d, what)
+	ctx, cancel := opContext(run, m.wait(), what)
 	defer cancel()
 	began := time.Now()
-	interval := pollStart
-	var last string
-	for {
-		done, seen, err := check(ctx)
-		if err != nil {
-			return fmt.Errorf("waiting for %s: %w", what, err)
-		}
-		if done {
-			return nil
-		}
-		last = seen
-		t := time.NewTimer(interval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			c := context.Cause(ctx)
-			if errors.Is(c, ErrMachineDied) || errors.Is(c, ErrGlobalTimeout) {
-				return fmt.Errorf("waiting for %s: %w", what, c)
-			}
-			msg := fmt.Sprintf("waited %v for %s", time.Since(began).Round(time.Millisecond), what)
-			if last != "" {
-				msg += "; last seen: " + last
-			}
-			return fmt.Errorf("%w: %s", ErrTimeout, msg)
-		case <-t.C:
-		}
-		interval = min(interval*2, pollMax)
+	last, err := poll.Until(ctx, check)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() == nil || errors.Is(err, ErrMachineDied) || errors.Is(err, ErrGlobalTimeout):
+		return fmt.Errorf("waiting for %s: %w", what, err)
 	}
+	msg := fmt.Sprintf("waited %v for %s", time.Since(began).Round(time.Millisecond), what)
+	if last != "" {
+		msg += "; last seen: " + last
+	}
+	return fmt.Errorf("%w: %s", ErrTimeout, msg)
 }
 
 // WaitForFile waits until path exists in the guest.

@@ -135,3 +135,28 @@ func TestCaptureError(t *testing.T) {
 		t.Fatalf("Close after a failed capture: got %v, want a pcap error", err)
 	}
 }
+
+// TestCapturePath: a switch given a path makes the file, fills it, and
+// closes it on Close; a path that cannot be made fails New.
+func TestCapturePath(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "net.pcap")
+	s, err := New(Config{Name: "cap", CapturePath: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := hostPorts(t, s, "a", "b")
+	write(t, hs[0], mkFrame(broadcast, macOf(1), 1, 60))
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	r, err := pcapgo.NewReader(mustOpen(t, path))
+	if err != nil {
+		t.Fatalf("pcap reader: %v", err)
+	}
+	if _, _, err := r.ReadPacketData(); err != nil {
+		t.Errorf("the frame: %v", err)
+	}
+	if _, err := New(Config{Name: "cap", CapturePath: filepath.Join(path, "not-a-dir", "x.pcap")}); err == nil || !strings.Contains(err.Error(), "capture") {
+		t.Errorf("New with a path that cannot be made: %v", err)
+	}
+}

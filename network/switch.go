@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -63,6 +64,9 @@ type Config struct {
 	// it, flushes it every 200 ms and on Close, and never closes it: the
 	// caller does, after Close.
 	Capture io.Writer
+	// CapturePath, if set and Capture is not, is a file the switch
+	// creates for the capture, and closes on Close.
+	CapturePath string
 	// Logf, if not nil, receives a line for each port that goes away other
 	// than by Close, and for a capture that fails.
 	Logf func(format string, args ...any)
@@ -77,15 +81,16 @@ type Config struct {
 // its own frames. Its methods may be called from any goroutine. The creator must
 // call Close, which stops every goroutine the switch started.
 type Switch struct {
-	name     string
-	mtu      int
-	queueLen int
-	seed     uint64
-	nowFn    func() time.Time
-	logf     func(format string, args ...any)
-	epoch    time.Time
-	mac      *macTable
-	capture  *capture
+	name        string
+	mtu         int
+	queueLen    int
+	seed        uint64
+	nowFn       func() time.Time
+	logf        func(format string, args ...any)
+	epoch       time.Time
+	mac         *macTable
+	capture     *capture
+	captureFile *os.File // made from Config.CapturePath; closed by Close
 
 	// state is what forwarding reads on every frame; control operations
 	// replace it whole (under mu) rather than lock it.
@@ -142,9 +147,19 @@ func New(cfg Config) (*Switch, error) {
 	if s.logf == nil {
 		s.logf = func(string, ...any) {}
 	}
+	if cfg.Capture == nil && cfg.CapturePath != "" {
+		f, err := os.Create(cfg.CapturePath)
+		if err != nil {
+			return nil, fmt.Errorf("new switch %s: capture: %w", s.name, err)
+		}
+		cfg.Capture, s.captureFile = f, f
+	}
 	if cfg.Capture != nil {
 		c, err := newCapture(cfg.Capture)
 		if err != nil {
+			if s.captureFile != nil {
+				s.captureFile.Close()
+			}
 			return nil, fmt.Errorf("new switch %s: capture: %w", s.name, err)
 		}
 		s.capture = c
@@ -175,10 +190,15 @@ func (s *Switch) Close() error {
 	}
 	close(s.done)
 	s.wg.Wait()
+	var err error
 	if s.capture != nil {
-		if err := s.capture.flush(); err != nil {
-			return fmt.Errorf("close switch %s: %w", s.name, err)
-		}
+		err = s.capture.flush()
+	}
+	if s.captureFile != nil {
+		err = errors.Join(err, s.captureFile.Close())
+	}
+	if err != nil {
+		return fmt.Errorf("close switch %s: %w", s.name, err)
 	}
 	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -249,4 +251,15 @@ func (v *VM) SaveState(ctx context.Context, path string) error {
 		return errors.New("save state: the machine is not paused")
 	}
 	return v.Proc.QMP.SaveState(ctx, path)
+}
+
+// Screenshot saves the display as a PNG at path: QEMU dumps it as PPM
+// next to it, which is converted and removed.
+func (v *VM) Screenshot(ctx context.Context, path string) error {
+	ppm := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".ppm")
+	if err := v.Proc.QMP.Screendump(ctx, ppm); err != nil {
+		return err
+	}
+	defer os.Remove(ppm)
+	return qemu.PPMToPNG(ppm, path)
 }
