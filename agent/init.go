@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/shakedown-dev/shakedown/internal/addrplan"
 	"github.com/shakedown-dev/shakedown/internal/agentproto"
 )
 
@@ -60,6 +61,11 @@ func InitSystem() error {
 			errs = append(errs, fmt.Errorf("hostname: %w", err))
 		}
 		os.WriteFile("/etc/hostname", []byte(name+"\n"), 0o644)
+	}
+	// localhost resolves on every machine, as on any Linux system; a
+	// testbed with networks replaces the file with every machine's names.
+	if _, err := os.Stat("/etc/hosts"); errors.Is(err, os.ErrNotExist) {
+		os.WriteFile("/etc/hosts", addrplan.HostsFile(nil), 0o644)
 	}
 	if err := linkUp("lo"); err != nil {
 		errs = append(errs, fmt.Errorf("loopback: %w", err))

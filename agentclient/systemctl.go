@@ -1,6 +1,7 @@
 package agentclient
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,14 +29,14 @@ const (
 
 // systemctlVerbs are the verbs Systemctl understands for supervised
 // services.
-var systemctlVerbs = []string{"start", "stop", "restart", "is-active", "is-failed", "status", "list-units"}
+var systemctlVerbs = []string{"start", "stop", "restart", "is-active", "is-failed", "status", "show", "list-units"}
 
 // Systemctl runs a systemctl command line (without "systemctl") and
 // returns its exit status and output, as the NixOS driver's systemctl
 // does. On a machine whose agent supervises services it answers itself:
 // start and restart wait until the unit is active or has failed (status
-// 1), stop until its process is gone; is-active, is-failed, status and
-// list-units report; systemctl's exit statuses apply (3 for a unit not
+// 1), stop until its process is gone; is-active, is-failed, status, show
+// (systemd's property names, those it has) and list-units report; systemctl's exit statuses apply (3 for a unit not
 // active, 4 or 5 for an unknown one) and options such as --no-pager are
 // ignored. Another verb is an error matching errors.ErrUnsupported. On
 // other machines it runs the guest's systemctl through Exec.
@@ -76,7 +77,7 @@ func (u *Units) Systemctl(ctx context.Context, args string) (int, string, error)
 			fmt.Fprintf(&out, "%s.service loaded %s %s\n", name, st.State, st.SubState)
 		}
 		return exitOK, out.String(), nil
-	case "start", "stop", "restart", "is-active", "is-failed", "status":
+	case "start", "stop", "restart", "is-active", "is-failed", "status", "show":
 	default:
 		return exitFailed, "", fmt.Errorf("systemctl %s: %w for agent-supervised services (supported: %s)", verb, errors.ErrUnsupported, strings.Join(systemctlVerbs, ", "))
 	}
@@ -94,6 +95,8 @@ func (u *Units) Systemctl(ctx context.Context, args string) (int, string, error)
 			case "status":
 				fmt.Fprintf(&out, "Unit %s.service could not be found.\n", name)
 				status = max(status, exitNoSuchUnit)
+			case "show":
+				fmt.Fprintf(&out, "Id=%s.service\nLoadState=not-found\nActiveState=inactive\nSubState=dead\n\n", name)
 			default:
 				fmt.Fprintf(&out, "Failed to %s %s.service: Unit %s.service not found.\n", verb, name, name)
 				status = max(status, exitNotInstalled)
@@ -120,7 +123,7 @@ func (u *Units) Systemctl(ctx context.Context, args string) (int, string, error)
 			} else if err != nil {
 				return 0, "", err
 			}
-		case "is-active", "is-failed", "status":
+		case "is-active", "is-failed", "status", "show":
 			st, err := u.Agent.Unit(ctx, agentproto.UnitStatusAction, name)
 			if err != nil {
 				return 0, "", err
@@ -134,6 +137,9 @@ func (u *Units) Systemctl(ctx context.Context, args string) (int, string, error)
 			case "is-failed":
 				out.WriteString(st.State + "\n")
 				anyFailed = anyFailed || st.State == agentproto.StateFailed
+			case "show":
+				fmt.Fprintf(&out, "Id=%s.service\nNames=%s.service\nLoadState=loaded\nActiveState=%s\nSubState=%s\nMainPID=%d\nNRestarts=%d\nResult=%s\nExecMainStartTimestamp=%s\n\n",
+					st.Name, st.Name, st.State, st.SubState, st.PID, st.Restarts, cmp.Or(st.Result, "success"), time.UnixMilli(st.SinceMS).UTC().Format(time.RFC1123))
 			case "status":
 				writeUnitStatus(&out, st)
 				switch st.State {

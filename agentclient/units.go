@@ -59,7 +59,7 @@ func (u *Units) Status(ctx context.Context, name string) (agentproto.UnitStatus,
 // systemdStatus asks the guest's systemd for a unit's status.
 func (u *Units) systemdStatus(ctx context.Context, name string) (agentproto.UnitStatus, error) {
 	st := agentproto.UnitStatus{Name: name}
-	unit := shellQuote(SystemdUnit(name))
+	unit := ShellQuote(SystemdUnit(name))
 	res, err := u.exec(ctx, "systemctl show --property=LoadState,ActiveState,SubState,Result,MainPID,NRestarts,ExecMainStatus "+unit)
 	if err != nil {
 		return st, err
@@ -204,4 +204,5 @@ func SystemdUnit(name string) string {
 	return name + ".service"
 }
 
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+// ShellQuote quotes s for a POSIX shell, as one word.
+func ShellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

@@ -56,6 +56,7 @@ const builtinFile = "<builtin>"
 type stepError struct {
 	verb string
 	msg  string
+	err  error // the verb's, for errors.Is; not in the message
 }
 
 func (e *stepError) Error() string { return e.verb + ": " + e.msg }

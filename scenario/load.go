@@ -26,6 +26,9 @@ type Scenario struct {
 	HasTest bool
 	// TopLevelSteps reports whether the top level itself calls verbs.
 	TopLevelSteps bool
+	// Python is the Python test script that python_test() named, as a
+	// host path; Run runs it after the top level, instead of test().
+	Python string
 
 	prog *starlark.Program
 }
@@ -84,6 +87,19 @@ func LoadSource(path string, src []byte) (*Scenario, error) {
 	}
 	if fn, ok := globals["test"]; ok {
 		if err := checkTest(fn); err != nil {
+			return nil, err
+		}
+		if sc.Python != "" {
+			return nil, &Error{Pos: fn.(*starlark.Function).Position(), Msg: "the test is python_test(" + sc.Python + "): a scenario has it or test(), not both"}
+		}
+		sc.HasTest = true
+	}
+	if sc.Python != "" {
+		var names []string
+		for _, m := range r.machines {
+			names = append(names, m.decl.Name)
+		}
+		if err := sc.checkPython(names); err != nil {
 			return nil, err
 		}
 		sc.HasTest = true

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.starlark.net/starlark"
@@ -59,9 +60,11 @@ type runner struct {
 	hostByName  map[string]*hostValue
 	steps       int
 	res         *Result
-	open        []int       // indexes in res.Cases of the subtests running
-	recorded    bool        // the failure on its way up is recorded on a subtest
-	endRecord   func(error) // ends the scenario's step in the testbed's record
+	open        []int               // indexes in res.Cases of the subtests running
+	recorded    bool                // the failure on its way up is recorded on a subtest
+	endRecord   func(error)         // ends the scenario's step in the testbed's record
+	serial      atomic.Bool         // console lines go to the log (a Python script's serial_stdout_on)
+	shell       func(string) string // how commands run: nil for as given, driverShell for Python
 }
 
 func newRunner(sc *Scenario, m mode, opts RunOptions) *runner {
@@ -70,7 +73,12 @@ func newRunner(sc *Scenario, m mode, opts RunOptions) *runner {
 		hostByName: map[string]*hostValue{},
 		res:        &Result{Path: sc.Path}}
 	r.t = &shakedown.RunT{RunName: strings.TrimSuffix(filepath.Base(sc.Path), ".star"),
-		Log: func(line string) { r.log.Printf("%s", line) }}
+		Log: func(line string) {
+			if r.serial.Load() || !r.isConsoleLine(line) {
+				r.log.Printf("%s", line)
+			}
+		}}
+	r.serial.Store(!opts.Testbed.QuietConsole)
 	r.predeclared = starlark.StringDict{
 		"machine":       starlark.NewBuiltin("machine", r.machineBuiltin),
 		"start_all":     starlark.NewBuiltin("start_all", r.startAll),
@@ -97,6 +105,7 @@ func newRunner(sc *Scenario, m mode, opts RunOptions) *runner {
 		"acme_stub":     starlark.NewBuiltin("acme_stub", r.acmeStubBuiltin),
 		"web_stub":      starlark.NewBuiltin("web_stub", r.webStubBuiltin),
 		"registry_stub": starlark.NewBuiltin("registry_stub", r.registryStubBuiltin),
+		"python_test":   starlark.NewBuiltin("python_test", r.pythonTestBuiltin),
 	}
 	return r
 }
@@ -166,12 +175,22 @@ func (r *runner) finish(err error, end func(error)) *Result {
 	return res
 }
 
+// isConsoleLine reports whether a testbed log line is a machine's console
+// line ("web # ...").
+func (r *runner) isConsoleLine(line string) bool {
+	name, _, ok := strings.Cut(line, " # ")
+	return ok && shakedown.CheckName("machine", name) == nil
+}
+
 // exec runs the top level and test().
 func (r *runner) exec() error {
 	thread := r.newThread()
 	globals, err := r.sc.prog.Init(thread, r.predeclared)
 	if err != nil {
 		return err
+	}
+	if r.sc.Python != "" {
+		return r.runPython()
 	}
 	fn, ok := globals["test"]
 	if !ok {
@@ -206,7 +225,13 @@ func (r *runner) testbed() (*shakedown.Testbed, error) {
 	if r.tb != nil {
 		return r.tb, nil
 	}
-	tb, err := shakedown.NewE(r.t, r.opts.Testbed)
+	opts := r.opts.Testbed
+	if r.sc.Python != "" {
+		// serial_stdout_on() can turn the console on later, so it
+		// streams, and the log leaves it out until then.
+		opts.QuietConsole = false
+	}
+	tb, err := shakedown.NewE(r.t, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -277,7 +302,7 @@ func (r *runner) step(builtin, machine, title string, do func() (starlark.Value,
 	endRecord := tb.Step(title)
 	defer func() { endRecord(err) }()
 	if v, err = do(); err != nil {
-		return nil, &stepError{verb: builtin, msg: stepMessage(machine, err)}
+		return nil, &stepError{verb: builtin, msg: stepMessage(machine, err), err: err}
 	}
 	return v, nil
 }
@@ -289,7 +314,7 @@ func (r *runner) verb(thread *starlark.Thread, mv *machineValue, name string, v 
 	if err != nil {
 		return nil, fmt.Errorf("%s: timeout: %w", name, err)
 	}
-	title, do, err := v(&verbCall{r: r, name: name, machine: mv.decl.Name, args: args, kwargs: kwargs})
+	title, do, err := v(&verbCall{r: r, name: name, machine: mv.decl.Name, args: args, kwargs: kwargs, timeout: timeout, wrap: r.shell})
 	if err != nil {
 		return nil, err
 	}
@@ -378,11 +403,21 @@ func (r *runner) subtest(thread *starlark.Thread, b *starlark.Builtin, args star
 	if r.mode == loading {
 		return nil, errStepsBegin
 	}
-	tb, err := r.testbed()
-	if err != nil {
+	if _, err := r.testbed(); err != nil {
 		return nil, err
 	}
-	endRecord := tb.Step("subtest: " + name)
+	end := r.beginSubtest(name)
+	v, err := starlark.Call(thread, fn, nil, nil)
+	end(err)
+	return v, err
+}
+
+// beginSubtest opens a subtest: a JUnit case, a log section and a step
+// of the testbed's record; the function it returns closes it, recording
+// err on it if no inner subtest recorded the failure first. The testbed
+// exists.
+func (r *runner) beginSubtest(name string) (end func(err error)) {
+	endRecord := r.tb.Step("subtest: " + name)
 	full := name
 	if n := len(r.open); n > 0 {
 		full = r.res.Cases[r.open[n-1]].Name + "/" + name
@@ -390,18 +425,18 @@ func (r *runner) subtest(thread *starlark.Thread, b *starlark.Builtin, args star
 	i := len(r.res.Cases)
 	r.res.Cases = append(r.res.Cases, Case{Name: full})
 	r.open = append(r.open, i)
-	end := r.log.Section("subtest: " + name)
+	endLog := r.log.Section("subtest: " + name)
 	began := time.Now()
-	v, err := starlark.Call(thread, fn, nil, nil)
-	r.open = r.open[:len(r.open)-1]
-	r.res.Cases[i].Duration = time.Since(began)
-	if err != nil && !r.recorded {
-		r.res.Cases[i].Err = asError(err)
-		r.recorded = true
+	return func(err error) {
+		r.open = r.open[:len(r.open)-1]
+		r.res.Cases[i].Duration = time.Since(began)
+		if err != nil && !r.recorded {
+			r.res.Cases[i].Err = asError(err)
+			r.recorded = true
+		}
+		endLog(err)
+		endRecord(err)
 	}
-	end(err)
-	endRecord(err)
-	return v, err
 }
 
 // accel is accel(): the accelerator the machines run under, "kvm" or

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
@@ -28,6 +29,18 @@ type verbCall struct {
 	machine string
 	args    starlark.Tuple
 	kwargs  []starlark.Tuple
+	timeout time.Duration // timeout=, 0 when not given
+	// wrap, if set, is how the front end runs a shell command
+	// (driverShell for Python scripts).
+	wrap func(cmd string) string
+}
+
+// shell is cmd as the front end runs it.
+func (c *verbCall) shell(cmd string) string {
+	if c.wrap == nil {
+		return cmd
+	}
+	return c.wrap(cmd)
 }
 
 func (c *verbCall) unpack(pairs ...any) error {
@@ -70,7 +83,7 @@ var verbs = map[string]verbFunc{
 			return "", nil, err
 		}
 		return c.title("execute", cmd), func(m *shakedown.Machine) (starlark.Value, error) {
-			status, out, err := m.ExecuteE(cmd)
+			status, out, err := m.ExecuteE(c.shell(cmd))
 			if err != nil {
 				return nil, err
 			}
@@ -315,7 +328,7 @@ func command(verb string, f func(*shakedown.Machine, string) (string, error)) ve
 			return "", nil, err
 		}
 		return c.title(verb, cmd), func(m *shakedown.Machine) (starlark.Value, error) {
-			out, err := f(m, cmd)
+			out, err := f(m, c.shell(cmd))
 			return starlark.String(out), err
 		}, nil
 	}
@@ -342,7 +355,7 @@ func commands(verb string, f func(*shakedown.Machine, string) (string, error)) v
 		return c.title(verb, strings.Join(cmds, "; ")), func(m *shakedown.Machine) (starlark.Value, error) {
 			var out strings.Builder
 			for _, cmd := range cmds {
-				o, err := f(m, cmd)
+				o, err := f(m, c.shell(cmd))
 				if err != nil {
 					return nil, err
 				}

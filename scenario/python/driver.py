@@ -22,8 +22,7 @@ import time
 import traceback
 import unittest
 
-_req = os.fdopen(3, "w", buffering=1, encoding="utf-8")
-_resp = os.fdopen(4, "r", encoding="utf-8")
+_req = _resp = None  # the pipes to shakedown, opened by _main
 _next_id = 0
 
 
@@ -65,8 +64,7 @@ def _timeout_kwargs(timeout):
     return {} if timeout is None else {"timeout": timeout}
 
 
-_hello = json.loads(_resp.readline())
-_VERBS = set(_hello["verbs"])
+_VERBS = set()  # shakedown's machine verbs, from its hello
 polling_conditions = []
 
 
@@ -365,8 +363,8 @@ class Driver:
         return dict(_globals)
 
 
-machines = [Machine(m) for m in _hello["machines"]]
-vlans = [VLan(v["name"], v["number"]) for v in _hello["vlans"]]
+machines = []
+vlans = []
 t = unittest.TestCase()
 t.maxDiff = None
 driver = Driver()
@@ -390,34 +388,70 @@ _globals = {
     "RequestTimedOut": RequestTimedOut,
     "ShakedownError": ShakedownError,
 }
-for _m in machines:
-    _globals[_m.name] = _m
-if len(machines) == 1:
-    _globals["machine"] = machines[0]
 
 
-def _main(path):
+def _bind(hello):
+    """Binds shakedown's machines, networks and verbs."""
+    _VERBS.update(hello["verbs"])
+    machines.extend(Machine(m) for m in hello["machines"])
+    vlans.extend(VLan(v["name"], v["number"]) for v in hello["vlans"])
+    for m in machines:
+        _globals[m.name] = m
+    if len(machines) == 1:
+        _globals["machine"] = machines[0]
+
+
+def _check(path, spec):
+    """Compiles the script and looks for verbs no machine has; prints the
+    first problem as JSON (line, col, msg), or nothing."""
+    import ast
+
     with open(path, encoding="utf-8") as f:
         source = f.read()
-    code = compile(source, path, "exec")
+    try:
+        tree = ast.parse(source, path)
+    except SyntaxError as e:
+        print(json.dumps({"line": e.lineno or 0, "col": e.offset or 0, "msg": f"SyntaxError: {e.msg}"}))
+        return
+    known = set(spec["verbs"]) | set(_PYTHON_VERBS) | {"name"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in spec["machines"]:
+            if node.attr not in known:
+                close = difflib.get_close_matches(node.attr, sorted(known), n=1)
+                hint = f" (did you mean .{close[0]}?)" if close else ""
+                msg = f"machine {node.value.id} has no verb .{node.attr}{hint}"
+                print(json.dumps({"line": node.lineno, "col": node.col_offset + 1, "msg": msg}))
+                return
+
+
+def _main(path, display):
+    global _req, _resp
+    _req = os.fdopen(3, "w", buffering=1, encoding="utf-8")
+    _resp = os.fdopen(4, "r", encoding="utf-8")
+    _bind(json.loads(_resp.readline()))
+    with open(path, encoding="utf-8") as f:
+        source = f.read()
+    _globals["__file__"] = display
+    code = compile(source, display, "exec")
     try:
         exec(code, _globals)
     except BaseException as e:
         if isinstance(e, SystemExit) and not e.code:
             return
-        tb = traceback.extract_tb(e.__traceback__)
-        frames = [f for f in tb if f.filename == path] or tb[-1:]
-        where = frames[-1] if frames else None
-        text = "".join(traceback.format_exception(e))
+        # The script's frames and its callees', without this file's.
+        tb = [f for f in traceback.extract_tb(e.__traceback__) if f.filename != __file__]
+        mine = [f for f in tb if f.filename == display]
+        where = mine[-1] if mine else None
+        text = "Traceback (most recent call last):\n" + "".join(traceback.format_list(tb))
+        text += "".join(traceback.format_exception_only(e))
         message = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-        _call("fail", file=path, line=where.lineno if where else 0, message=message, traceback=text)
+        sys.stderr.write(text)
+        _call("fail", file=display, line=where.lineno if where else 0, message=message, traceback="")
         sys.exit(1)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--interactive":
-        import code as _code
-
-        _code.interact(banner=sys.argv[2], local=_globals)
+    if sys.argv[1] == "--check":
+        _check(sys.argv[2], json.loads(os.environ["SHAKEDOWN_CHECK"]))
     else:
-        _main(sys.argv[1])
+        _main(sys.argv[1], sys.argv[2])

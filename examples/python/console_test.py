@@ -1,0 +1,25 @@
+# A login on a virtual terminal, typed on the keyboard and read back from
+# the screen by OCR, in the NixOS test driver's dialect.
+machine.start()
+machine.wait_for_unit("getty")
+
+with subtest("a shell answers on tty1"):
+    machine.wait_until_tty_matches("1", r"#")
+    machine.send_chars("echo typed-on-the-keyboard > /tmp/typed\n")
+    machine.wait_for_file("/tmp/typed")
+    t.assertEqual(machine.succeed("cat /tmp/typed").strip(), "typed-on-the-keyboard")
+
+with subtest("the screen shows what was typed"):
+    machine.send_chars("echo HELLO SCREEN\n")
+    machine.wait_until_tty_matches("1", "HELLO SCREEN")
+    machine.dump_tty_contents(1)
+    machine.wait_for_text("HELLO SCREEN", timeout=120)
+    assert "HELLO" in machine.get_screen_text()
+
+with subtest("keys and the monitor"):
+    machine.send_key("ctrl-l")
+    machine.send_chars("clear\n")
+    out = machine.send_monitor_command("info status")
+    assert "running" in out, out
+    machine.send_console("\n")
+    assert "shakedown-agent" in machine.get_console_log()
