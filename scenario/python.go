@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -44,11 +45,12 @@ func (r *runner) pythonTestBuiltin(thread *starlark.Thread, b *starlark.Builtin,
 		return nil, err
 	}
 	host := r.sc.hostPath(p)
+	if r.pythonTest != "" {
+		return nil, fmt.Errorf("%s: the test is %s already: a scenario has one", b.Name(), r.pythonTest)
+	}
+	r.pythonTest = host
 	if r.mode == running {
 		return starlark.None, nil // the load pass checked it and set sc.Python
-	}
-	if r.sc.Python != "" {
-		return nil, fmt.Errorf("%s: the test is %s already: a scenario has one", b.Name(), r.sc.Python)
 	}
 	if _, err := os.Stat(host); err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
@@ -142,6 +144,28 @@ type pyAnswer struct {
 
 // runPython runs the scenario's Python test and returns its failure.
 func (r *runner) runPython() error {
+	abs, err := filepath.Abs(r.sc.Python)
+	if err != nil {
+		return err
+	}
+	return r.python([]string{abs, r.sc.Python}, nil, nil)
+}
+
+// Python runs Python's interactive interpreter with the NixOS driver's
+// globals bound to the session's machines, on in and out (a terminal):
+// the driverInteractive of a scenario whose test is a Python script. It
+// returns when the interpreter ends (Ctrl-D, exit()).
+func (s *Session) Python(in io.Reader, out io.Writer) error {
+	if s.err != nil {
+		return s.err
+	}
+	banner := fmt.Sprintf("Python %s with the NixOS driver's globals bound: %s (Ctrl-D ends)", pythonBinary, strings.Join(s.Machines(), ", "))
+	return s.r.python([]string{"--interactive", banner}, in, out)
+}
+
+// python runs driver.py with args and serves its requests: with in and
+// out nil, its output goes to the log, line by line.
+func (r *runner) python(args []string, in io.Reader, term io.Writer) error {
 	tb, err := r.testbed()
 	if err != nil {
 		return err
@@ -162,18 +186,18 @@ func (r *runner) runPython() error {
 	}
 	defer reqR.Close()
 	defer ansW.Close()
-	abs, err := filepath.Abs(r.sc.Python)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(pythonBinary, "-u", driver, abs, r.sc.Python)
+	cmd := exec.Command(pythonBinary, append([]string{"-u", driver}, args...)...)
 	cmd.ExtraFiles = []*os.File{reqW, ansR} // fds 3 and 4
 	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
 	// Python dies with the runner, and Ctrl-C reaches it through the
-	// testbed's context (below), not through the terminal.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// testbed's context (below), not through the terminal; at the
+	// interpreter's prompt it is the terminal's, as Python's own.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: term == nil, Pdeathsig: syscall.SIGKILL}
 	out := &lineWriter{emit: func(line string) { r.log.Printf("%s", line) }}
 	cmd.Stdout, cmd.Stderr = out, out
+	if term != nil {
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = in, term, term
+	}
 	if err := cmd.Start(); err != nil {
 		reqW.Close()
 		ansR.Close()
@@ -189,6 +213,7 @@ func (r *runner) runPython() error {
 	go func() {
 		select {
 		case <-ctx.Done():
+			cmd.Process.Kill()
 			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		case <-stop:
 		}
@@ -203,6 +228,7 @@ func (r *runner) runPython() error {
 	select {
 	case exitErr = <-waited:
 	case <-time.After(pythonStopWait):
+		cmd.Process.Kill()
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		exitErr = <-waited
 	}

@@ -65,6 +65,7 @@ type runner struct {
 	endRecord   func(error)         // ends the scenario's step in the testbed's record
 	serial      atomic.Bool         // console lines go to the log (a Python script's serial_stdout_on)
 	shell       func(string) string // how commands run: nil for as given, driverShell for Python
+	pythonTest  string              // python_test()'s script, once called in this pass
 }
 
 func newRunner(sc *Scenario, m mode, opts RunOptions) *runner {

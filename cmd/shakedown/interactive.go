@@ -31,6 +31,7 @@ func interactive(path string, opts scenario.RunOptions, color bool) error {
 	var lines func(prompt string) ([]byte, error)
 	var out io.Writer = os.Stdout
 	var tm *term.Terminal
+	restoreTerm := func() {}
 	if term.IsTerminal(stdin) {
 		tm = term.NewTerminal(struct {
 			io.Reader
@@ -46,6 +47,7 @@ func interactive(path string, opts scenario.RunOptions, color bool) error {
 		if err != nil {
 			return err
 		}
+		restoreTerm = restore
 		defer restore()
 		lines = func(prompt string) ([]byte, error) {
 			tm.SetPrompt(prompt)
@@ -68,7 +70,18 @@ func interactive(path string, opts scenario.RunOptions, color bool) error {
 	if tm != nil {
 		tm.AutoCompleteCallback = completer(sess)
 	}
-	if err == nil {
+	if err == nil && sc.Python != "" {
+		// The scenario's test is Python: Python's own prompt, on the
+		// terminal as it was.
+		if tm != nil {
+			restoreTerm()
+		}
+		fmt.Fprintf(os.Stdout, "machines %s are up; their run directory is %s\n", strings.Join(sess.Machines(), ", "), sess.OutputDir())
+		fmt.Fprintf(os.Stdout, "From another terminal: shakedown ssh %s/MACHINE\n", filepath.Base(sess.OutputDir()))
+		if err := sess.Python(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stdout, err)
+		}
+	} else if err == nil {
 		fmt.Fprintf(out, "machines %s are up; their run directory is %s\n", strings.Join(sess.Machines(), ", "), sess.OutputDir())
 		fmt.Fprintf(out, "Starlark with the scenario's names bound (test() runs its test); Tab completes; Ctrl-D ends.\n")
 		fmt.Fprintf(out, "From another terminal: shakedown ssh %s/MACHINE\n", filepath.Base(sess.OutputDir()))

@@ -424,11 +424,27 @@ def _check(path, spec):
                 return
 
 
-def _main(path, display):
+def _connect():
     global _req, _resp
     _req = os.fdopen(3, "w", buffering=1, encoding="utf-8")
     _resp = os.fdopen(4, "r", encoding="utf-8")
     _bind(json.loads(_resp.readline()))
+
+
+def _interact(banner):
+    """The driverInteractive: Python's prompt with the globals bound."""
+    import code
+
+    _connect()
+    try:
+        import readline  # noqa: F401 (line editing and history at the prompt)
+    except ImportError:
+        pass
+    code.interact(banner=banner, local=_globals, exitmsg="")
+
+
+def _main(path, display):
+    _connect()
     with open(path, encoding="utf-8") as f:
         source = f.read()
     _globals["__file__"] = display
@@ -453,5 +469,7 @@ def _main(path, display):
 if __name__ == "__main__":
     if sys.argv[1] == "--check":
         _check(sys.argv[2], json.loads(os.environ["SHAKEDOWN_CHECK"]))
+    elif sys.argv[1] == "--interactive":
+        _interact(sys.argv[2])
     else:
         _main(sys.argv[1], sys.argv[2])
