@@ -89,15 +89,18 @@ func (d *pyDriver) answer(id int, v any, err error) {
 		case errors.As(err, &se) && errors.Is(se.err, shakedown.ErrTimeout):
 			a.Kind = "timeout"
 		case errors.As(err, &se):
-		case errors.Is(err, errArgs):
+		case errors.As(err, new(argError)):
 			a.Kind = "args"
 		}
 	}
 	d.enc.Encode(a)
 }
 
-// errArgs marks an error in a request's arguments.
-var errArgs = errors.New("bad arguments")
+// argError is an error in a request's arguments, which driver.py raises
+// as a TypeError.
+type argError struct{ error }
+
+func (e argError) Unwrap() error { return e.error }
 
 func (d *pyDriver) handle(req pyRequest) (any, error) {
 	r := d.r
@@ -159,20 +162,20 @@ func popEnd(open *[]func(error), errText *string) error {
 func (d *pyDriver) verb(req pyRequest) (any, error) {
 	mv := d.r.byName[req.Machine]
 	if mv == nil {
-		return nil, fmt.Errorf("%w: no machine %q", errArgs, req.Machine)
+		return nil, argError{fmt.Errorf("no machine %q", req.Machine)}
 	}
 	if req.Verb == "next_qmp_event" {
 		return d.nextQMPEvent(mv, req)
 	}
 	v, ok := verbs[req.Verb]
 	if !ok {
-		return nil, fmt.Errorf("%w: %s", errArgs, unknownVerb(req.Machine, req.Verb))
+		return nil, argError{errors.New(unknownVerb(req.Machine, req.Verb))}
 	}
 	var args starlark.Tuple
 	for _, a := range req.Args {
 		sv, err := toStarlark(a)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s.%s: %v", errArgs, req.Machine, req.Verb, err)
+			return nil, argError{fmt.Errorf("%s.%s: %v", req.Machine, req.Verb, err)}
 		}
 		args = append(args, sv)
 	}
@@ -180,7 +183,7 @@ func (d *pyDriver) verb(req pyRequest) (any, error) {
 	for _, k := range slices.Sorted(maps.Keys(req.Kwargs)) {
 		sv, err := toStarlark(req.Kwargs[k])
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s.%s: %s: %v", errArgs, req.Machine, req.Verb, k, err)
+			return nil, argError{fmt.Errorf("%s.%s: %s: %v", req.Machine, req.Verb, k, err)}
 		}
 		kwargs = append(kwargs, starlark.Tuple{starlark.String(k), sv})
 	}
@@ -188,7 +191,7 @@ func (d *pyDriver) verb(req pyRequest) (any, error) {
 	if err != nil {
 		var se *stepError
 		if !errors.As(err, &se) {
-			err = fmt.Errorf("%w: %w", errArgs, err)
+			err = argError{err}
 		}
 		return nil, err
 	}

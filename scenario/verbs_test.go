@@ -80,8 +80,11 @@ func TestEveryMachineVerbHasAScenarioForm(t *testing.T) {
 	covers(t, reflect.TypeOf(&shakedown.Machine{}), hasAttr,
 		map[string]string{
 			// The NixOS driver's names for the copies.
-			"CopyTo":   "copy_from_host",
-			"CopyFrom": "copy_from_vm",
+			"CopyTo":       "copy_from_host",
+			"CopyFrom":     "copy_from_vm",
+			"ConsoleLog":   "get_console_log",
+			"SendConsoleE": "send_console",
+			"QMPEventsE":   "wait_for_qmp_event",
 		},
 		map[string]string{
 			// Every verb takes timeout=, which is WithTimeout.
@@ -89,6 +92,9 @@ func TestEveryMachineVerbHasAScenarioForm(t *testing.T) {
 			// A scenario's failures go to its subtest() by themselves;
 			// there is no testing.T to pass.
 			"WithT": "subtest()",
+			// A script's QMP is the driver's send_monitor_command and
+			// send_key, which are built on it.
+			"QMPE": "send_monitor_command",
 		})
 }
 
