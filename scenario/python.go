@@ -18,6 +18,8 @@ import (
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
+
+	"github.com/shakedown-dev/shakedown"
 )
 
 // A scenario's test may be a Python 3 script in the NixOS test driver's
@@ -243,6 +245,34 @@ func (r *runner) python(args []string, in io.Reader, term io.Writer) error {
 		return fmt.Errorf("python test: %w", loopErr)
 	case exitErr != nil:
 		return &Error{Pos: syntax.MakePosition(&r.sc.Python, 1, 1), Msg: fmt.Sprintf("python test: %s %v (its output is in the log)", pythonBinary, exitErr)}
+	}
+	return nil
+}
+
+// RunPython runs a NixOS-style Python test script against the machines of
+// a testbed declared in Go, as python_test() does for a scenario's: each
+// machine is bound by its name (vlans is empty: Go's networks are the
+// test's own). The script is checked first; its failure is an *Error at
+// its line. log, if not nil, receives the steps.
+func RunPython(tb *shakedown.Testbed, path string, log *Log) error {
+	sc := &Scenario{Path: path, Python: path}
+	r := newRunner(sc, running, RunOptions{Log: log})
+	r.tb = tb
+	var names []string
+	for _, m := range tb.Machines() {
+		mv := &machineValue{r: r, decl: Declaration{Name: m.Name()}, m: m}
+		r.machines = append(r.machines, mv)
+		r.byName[m.Name()] = mv
+		names = append(names, m.Name())
+	}
+	if err := sc.checkPython(names); err != nil {
+		return err
+	}
+	if err := r.runPython(); err != nil {
+		return asError(err)
+	}
+	if r.steps == 0 {
+		return &Error{Pos: syntax.MakePosition(&sc.Python, 1, 1), Msg: "the script ran no steps: nothing was tested"}
 	}
 	return nil
 }

@@ -211,3 +211,25 @@ func TestPythonExamples(t *testing.T) {
 		})
 	}
 }
+
+// TestRunPythonFromGo: machines declared in Go, the test in Python.
+func TestRunPythonFromGo(t *testing.T) {
+	testenv.NeedVM(t)
+	needPython(t)
+	tb := shakedown.New(t, shakedown.Options{QuietConsole: true})
+	tb.Machine("web", shakedown.MachineConfig{})
+	py := filepath.Join(t.TempDir(), "test.py")
+	os.WriteFile(py, []byte("start_all()\nwith subtest('up'):\n    assert web.is_up()\n    t.assertEqual(web.succeed('echo hi'), 'hi\\n')\nweb.fail('false')\n"), 0o644)
+	var out bytes.Buffer
+	if err := RunPython(tb, py, &Log{W: &out, Steps: true}); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "(finished: subtest: up, in ") {
+		t.Errorf("log:\n%s", out.String())
+	}
+	os.WriteFile(py, []byte("web.succeed('true')\nweb.succeed('exit 4')\n"), 0o644)
+	err := RunPython(tb, py, nil)
+	if err == nil || !strings.Contains(err.Error(), "test.py:2: ShakedownError: web.succeed: command") {
+		t.Errorf("a failing script: %v", err)
+	}
+}

@@ -13,11 +13,13 @@
 #   tar              unpacks their root file systems (essential, so always there)
 #   ca-certificates  apt over https mirrors
 #   chromium         the browser the web page's tests drive (headless)
+#   python3          runs NixOS-style Python test scripts (python_test)
+#   tesseract-ocr    reads machines' screens (get_screen_text, wait_for_text)
 # The guest kernel and busybox are not installed on the host: shakedown
 # fetches their .debs through apt into its cache. That needs apt's package
 # lists, so this runs apt-get update when they are missing or stale.
 set -euo pipefail
-pkgs=(qemu-system-x86 qemu-utils cpio gzip e2fsprogs vde2 openssh-client tshark mmdebstrap kmod tar ca-certificates chromium)
+pkgs=(qemu-system-x86 qemu-utils cpio gzip e2fsprogs vde2 openssh-client tshark mmdebstrap kmod tar ca-certificates chromium python3 tesseract-ocr)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

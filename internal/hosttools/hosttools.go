@@ -29,6 +29,8 @@ var tools = []Tool{
 	{"mmdebstrap", "mmdebstrap", "Debian machines"},
 	{"depmod", "kmod", "Debian machines"},
 	{"tar", "tar", "Debian machines"},
+	{"python3", "python3", "Python test scripts (python_test)"},
+	{"tesseract", "tesseract-ocr", "reading screens (get_screen_text, wait_for_text)"},
 }
 
 // All returns every tool, in a fresh slice.
