@@ -233,28 +233,21 @@ class Logger:
 
     info = warning = error = log
 
-    @contextlib.contextmanager
     def nested(self, message, attributes=None):
-        _call("section", title=str(message), begin=True)
-        err = None
-        try:
-            yield
-        except BaseException as e:
-            err = f"{type(e).__name__}: {e}"
-            raise
-        finally:
-            _call("section", title=str(message), begin=False, error=err)
+        return _block("section", title=str(message))
 
     def print_serial_logs(self, enable):
         _call("serial", on=bool(enable))
 
 
-log = Logger()
+
 
 
 @contextlib.contextmanager
-def subtest(name):
-    _call("subtest", name=name, begin=True)
+def _block(op, **fields):
+    """A subtest or a log section: opened, then closed with the exception
+    that left it, if one did."""
+    _call(op, begin=True, **fields)
     err = None
     try:
         yield
@@ -262,7 +255,14 @@ def subtest(name):
         err = f"{type(e).__name__}: {e}"
         raise
     finally:
-        _call("subtest", name=name, begin=False, error=err)
+        _call(op, begin=False, error=err, **fields)
+
+
+def subtest(name):
+    return _block("subtest", name=name)
+
+
+log = Logger()
 
 
 def start_all():
