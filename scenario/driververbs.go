@@ -132,7 +132,7 @@ func sshCommand(c *verbCall, m *shakedown.Machine) (starlark.Value, error) {
 // terminal to a shell, so it says how to open one beside it.
 func shellInteract(c *verbCall, m *shakedown.Machine) (starlark.Value, error) {
 	cmd, _ := sshCommand(c, m)
-	c.r.log.Printf("%s: for a shell in the machine, run in another terminal: %s", m.Name(), cmd)
+	c.r.log.Printf("%s: for a shell in the machine, run in another terminal: %s", m.Name(), string(cmd.(starlark.String)))
 	return cmd, nil
 }
 

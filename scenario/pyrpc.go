@@ -188,6 +188,7 @@ func (d *pyDriver) verb(req pyRequest) (any, error) {
 		kwargs = append(kwargs, starlark.Tuple{starlark.String(k), sv})
 	}
 	out, err := d.r.verb(d.thread, mv, req.Machine+"."+req.Verb, v, args, kwargs)
+	d.watchQMP(mv)
 	if err != nil {
 		var se *stepError
 		if !errors.As(err, &se) {
@@ -212,17 +213,11 @@ func driverShell(cmd string) string {
 // first asked, within timeout=: driver.py's wait_for_qmp_event calls it
 // until its filter, a Python function, accepts one.
 func (d *pyDriver) nextQMPEvent(mv *machineValue, req pyRequest) (any, error) {
-	if d.qmp == nil {
-		d.qmp = map[string]*qmpSub{}
-	}
+	d.watchQMP(mv)
 	sub := d.qmp[req.Machine]
 	if sub == nil {
-		events, stop, err := mv.m.QMPEventsE()
-		if err != nil {
-			return nil, &stepError{verb: "wait_for_qmp_event", msg: err.Error(), err: err}
-		}
-		sub = &qmpSub{events: events, stop: stop}
-		d.qmp[req.Machine] = sub
+		err := fmt.Errorf("%w: the machine is not running", shakedown.ErrNotRunning)
+		return nil, &stepError{verb: "wait_for_qmp_event", msg: err.Error(), err: err}
 	}
 	timeout := shakedown.DefaultWait
 	if s, ok := req.Kwargs["timeout"].(float64); ok && s > 0 {
@@ -233,6 +228,7 @@ func (d *pyDriver) nextQMPEvent(mv *machineValue, req pyRequest) (any, error) {
 	select {
 	case e, ok := <-sub.events:
 		if !ok {
+			delete(d.qmp, req.Machine) // the next boot's events are another subscription's
 			err := fmt.Errorf("%w: QEMU exited", shakedown.ErrMachineDied)
 			return nil, &stepError{verb: "wait_for_qmp_event", msg: err.Error(), err: err}
 		}
@@ -242,6 +238,21 @@ func (d *pyDriver) nextQMPEvent(mv *machineValue, req pyRequest) (any, error) {
 	case <-t.C:
 		err := fmt.Errorf("%w: no QMP event within %v", shakedown.ErrTimeout, timeout)
 		return nil, &stepError{verb: "wait_for_qmp_event", msg: err.Error(), err: err}
+	}
+}
+
+// watchQMP subscribes to a running machine's QMP events once, from its
+// first verb on, so that wait_for_qmp_event sees what the verbs before it
+// caused, as the driver's queued QMP messages do.
+func (d *pyDriver) watchQMP(mv *machineValue) {
+	if d.qmp == nil {
+		d.qmp = map[string]*qmpSub{}
+	}
+	if d.qmp[mv.decl.Name] != nil || !mv.m.IsUp() {
+		return
+	}
+	if events, stop, err := mv.m.QMPEventsE(); err == nil {
+		d.qmp[mv.decl.Name] = &qmpSub{events: events, stop: stop}
 	}
 }
 

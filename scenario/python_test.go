@@ -233,3 +233,9 @@ func TestRunPythonFromGo(t *testing.T) {
 		t.Errorf("a failing script: %v", err)
 	}
 }
+
+func TestUserSystemctl(t *testing.T) {
+	if got, want := userSystemctl("alice", "is-active 'foo'"), "systemctl --user --machine='alice@' is-active 'foo'"; got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+}

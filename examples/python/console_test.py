@@ -23,3 +23,14 @@ with subtest("keys and the monitor"):
     assert "running" in out, out
     machine.send_console("\n")
     assert "shakedown-agent" in machine.get_console_log()
+
+with subtest("QEMU's events"):
+    machine.send_monitor_command("stop")
+    machine.sleep(0.5)
+    machine.send_monitor_command("cont")
+    event = machine.wait_for_qmp_event(lambda e: e["event"] == "RESUME", timeout=30)
+    log.info(f"QEMU said {event['event']} at {event['timestamp']}")
+    assert machine.succeed("echo still here").strip() == "still here"
+
+log.info(f"for a shell: {machine.ssh_backdoor_command()}")
+machine.shell_interact()

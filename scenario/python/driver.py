@@ -210,12 +210,10 @@ class Machine:
         raise ShakedownError(f"{self.name}: wait_for_window: no graphical guest is declared (there is no X server to ask for windows)")
 
     def shell_interact(self, address=None):
-        cmd = _call("ssh_command", machine=self.name)
-        log.log(f"{self.name}: for a shell, run: {cmd}")
-        return cmd
+        return self._verb("shell_interact")
 
     def ssh_backdoor_command(self):
-        return _call("ssh_command", machine=self.name)
+        return self._verb("ssh_command")
 
 
 _PYTHON_VERBS = [n for n in vars(Machine) if not n.startswith("_")]
