@@ -98,8 +98,16 @@
 // Session is the interactive form: Open boots the declared machines and
 // Eval runs what the user types with them bound.
 //
+// python_test("test.py") makes the test a Python 3 script in the NixOS
+// driver's dialect, run unchanged by the host's python3 in driver.py
+// (embedded from python/), which binds the driver's globals and sends each
+// verb over a pipe to be run through the same verb table as Starlark's
+// (python.go, pyrpc.go); RunPython does it for machines declared in Go,
+// and Session.Python is its interactive prompt. Its commands run under
+// bash -c 'set -euo pipefail; ...', as the driver runs them.
+//
 // This package is a front end (layer 1): it imports the root package
-// shakedown, the stand-ins (stub/... with their testbed packages,
+// shakedown, package screen, the stand-ins (stub/... with their testbed packages,
 // github.com/miekg/dns and insomniacslk/dhcp for the names of record and
 // message types) and go.starlark.net, and nothing imports it but the CLI.
 package scenario
