@@ -182,7 +182,7 @@ func TestLoadErrors(t *testing.T) {
 		{"subtest without a function", web + "subtest(\"x\")\n", "2:8", "subtest: missing argument for fn"},
 		{"wait_for_unit without a unit", web + "web.wait_for_unit()\n", "2:18", "web.wait_for_unit: missing argument for unit"},
 		{"wait_for_unit of no name", web + "web.wait_for_unit(\"\")\n", "2:18", "web.wait_for_unit: empty unit name"},
-		{"wait_for_unit of a user", web + "web.wait_for_unit(\"x\", user = \"alice\")\n", "2:18", "web.wait_for_unit: unexpected keyword argument \"user\""},
+		{"wait_for_unit of a bad user", web + "web.wait_for_unit(\"x\", user = 1000)\n", "2:18", "web.wait_for_unit: for parameter \"user\": got int, want string"},
 		{"wait_for_unit bad timeout", web + "web.wait_for_unit(\"x\", timeout = -1)\n", "2:18", "web.wait_for_unit: timeout: -1s: want a positive duration"},
 		{"systemctl without a command", web + "web.systemctl(\" \")\n", "2:14", "web.systemctl: empty command: want one such as \"is-active web\""},
 		{"systemctl of a list", web + "web.systemctl([\"start\", \"web\"])\n", "2:14", "web.systemctl: for parameter args: got list, want string"},
