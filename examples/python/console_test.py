@@ -21,7 +21,9 @@ with subtest("keys and the monitor"):
     machine.send_chars("clear\n")
     out = machine.send_monitor_command("info status")
     assert "running" in out, out
-    machine.send_console("\n")
+    machine.wait_for_unit("serial-getty")
+    machine.send_console("echo SERIAL-$((6*7))\n")
+    machine.wait_for_console_text("SERIAL-42")
     assert "shakedown-agent" in machine.get_console_log()
 
 with subtest("QEMU's events"):
