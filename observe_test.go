@@ -1,10 +1,8 @@
 package shakedown_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -49,11 +47,7 @@ func TestObserved(t *testing.T) {
 	if err != nil || len(beds) != 1 {
 		t.Fatalf("running testbeds: %+v, %v", beds, err)
 	}
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", beds[0].Socket)
-		}}}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: control.Transport(beds[0].Socket)}
 	resp, err := client.Get("http://testbed/api/view")
 	if err != nil {
 		t.Fatal(err)

@@ -343,6 +343,19 @@ func (c *Server) serve(conn net.Conn) {
 	chWG.Wait()
 }
 
+// Transport makes HTTP requests to the testbed whose control socket is
+// socket (a path, or "@name" for an abstract socket, as State.Socket
+// says), whatever the request's host; one connection per request.
+func Transport(socket string) *http.Transport {
+	return &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		DisableKeepAlives: true,
+	}
+}
+
 // isHTTP reports whether a connection's first four bytes begin an HTTP
 // request.
 func isHTTP(p []byte) bool {

@@ -1,7 +1,6 @@
 package control
 
 import (
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
@@ -136,11 +135,7 @@ func dial(t *testing.T, socket, user string) *ssh.Client {
 // Config.HTTP, on the same socket as SSH.
 func TestHTTP(t *testing.T) {
 	s, _ := serve(t)
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", s.Socket())
-		}}}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: Transport(s.Socket())}
 	for _, method := range []string{"GET", "HEAD", "POST"} {
 		req, _ := http.NewRequest(method, "http://testbed/api/view", nil)
 		resp, err := client.Do(req)

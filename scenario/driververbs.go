@@ -3,6 +3,7 @@ package scenario
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -269,30 +270,31 @@ func waitForQMPEvent(c *verbCall) (string, func(*shakedown.Machine) (starlark.Va
 	}, nil
 }
 
-// eventValue is a QMP event as the driver's filters see it: a dict of
-// "event", "data" and "timestamp".
-func eventValue(e shakedown.QMPEvent) (starlark.Value, error) {
+// eventMap is a QMP event as the driver's filters see it: "event",
+// "data" and "timestamp", as QMP sends them.
+func eventMap(e shakedown.QMPEvent) (map[string]any, error) {
 	var data any
 	if len(e.Data) > 0 {
 		if err := json.Unmarshal(e.Data, &data); err != nil {
 			return nil, fmt.Errorf("QMP event %s: %w", e.Name, err)
 		}
 	}
-	d := starlark.NewDict(3)
-	d.SetKey(starlark.String("event"), starlark.String(e.Name))
-	dv, err := toStarlark(data)
+	return map[string]any{"event": e.Name, "data": data, "timestamp": float64(e.Time.UnixMicro()) / 1e6}, nil
+}
+
+// eventValue is eventMap as a Starlark dict.
+func eventValue(e shakedown.QMPEvent) (starlark.Value, error) {
+	m, err := eventMap(e)
 	if err != nil {
 		return nil, err
 	}
-	d.SetKey(starlark.String("data"), dv)
-	d.SetKey(starlark.String("timestamp"), starlark.Float(float64(e.Time.UnixMicro())/1e6))
-	return d, nil
+	return toStarlark(m)
 }
 
 // notGraphical makes a verb of a graphical session that shakedown's
 // machines do not have.
 func notGraphical(verb, why string) verbFunc {
 	return func(c *verbCall) (string, func(*shakedown.Machine) (starlark.Value, error), error) {
-		return "", nil, fmt.Errorf("%s: no graphical guest is declared: shakedown's machines boot to text consoles, and %s (read the screen with get_screen_text or wait_for_text)", c.name, why)
+		return "", nil, fmt.Errorf("%s: %w: no graphical guest is declared: shakedown's machines boot to text consoles, and %s (read the screen with get_screen_text or wait_for_text)", c.name, errors.ErrUnsupported, why)
 	}
 }

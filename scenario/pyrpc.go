@@ -128,15 +128,6 @@ func (d *pyDriver) handle(req pyRequest) (any, error) {
 	case "serial":
 		r.serial.Store(req.On)
 		return nil, nil
-	case "sleep":
-		t := time.NewTimer(time.Duration(req.Seconds * float64(time.Second)))
-		defer t.Stop()
-		select {
-		case <-t.C:
-			return nil, nil
-		case <-r.tb.Context().Done():
-			return nil, fmt.Errorf("sleep: %w", r.tb.Context().Err())
-		}
 	}
 	return nil, fmt.Errorf("driver.py asked for %q, which this shakedown does not know", req.Op)
 }
@@ -191,7 +182,7 @@ func (d *pyDriver) verb(req pyRequest) (any, error) {
 	d.watchQMP(mv)
 	if err != nil {
 		var se *stepError
-		if !errors.As(err, &se) {
+		if !errors.As(err, &se) && !errors.Is(err, errors.ErrUnsupported) {
 			err = argError{err}
 		}
 		return nil, err
@@ -213,11 +204,13 @@ func driverShell(cmd string) string {
 // first asked, within timeout=: driver.py's wait_for_qmp_event calls it
 // until its filter, a Python function, accepts one.
 func (d *pyDriver) nextQMPEvent(mv *machineValue, req pyRequest) (any, error) {
+	fail := func(err error) (any, error) {
+		return nil, &stepError{verb: "wait_for_qmp_event", msg: err.Error(), err: err}
+	}
 	d.watchQMP(mv)
 	sub := d.qmp[req.Machine]
 	if sub == nil {
-		err := fmt.Errorf("%w: the machine is not running", shakedown.ErrNotRunning)
-		return nil, &stepError{verb: "wait_for_qmp_event", msg: err.Error(), err: err}
+		return fail(fmt.Errorf("%w: the machine is not running", shakedown.ErrNotRunning))
 	}
 	timeout := shakedown.DefaultWait
 	if s, ok := req.Kwargs["timeout"].(float64); ok && s > 0 {
@@ -229,15 +222,11 @@ func (d *pyDriver) nextQMPEvent(mv *machineValue, req pyRequest) (any, error) {
 	case e, ok := <-sub.events:
 		if !ok {
 			delete(d.qmp, req.Machine) // the next boot's events are another subscription's
-			err := fmt.Errorf("%w: QEMU exited", shakedown.ErrMachineDied)
-			return nil, &stepError{verb: "wait_for_qmp_event", msg: err.Error(), err: err}
+			return fail(fmt.Errorf("%w: QEMU exited", shakedown.ErrMachineDied))
 		}
-		var data any
-		json.Unmarshal(e.Data, &data)
-		return map[string]any{"event": e.Name, "data": data, "timestamp": float64(e.Time.UnixMicro()) / 1e6}, nil
+		return eventMap(e)
 	case <-t.C:
-		err := fmt.Errorf("%w: no QMP event within %v", shakedown.ErrTimeout, timeout)
-		return nil, &stepError{verb: "wait_for_qmp_event", msg: err.Error(), err: err}
+		return fail(fmt.Errorf("%w: no QMP event within %v", shakedown.ErrTimeout, timeout))
 	}
 }
 

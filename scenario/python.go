@@ -128,7 +128,6 @@ type pyRequest struct {
 	Error     *string `json:"error"`
 	Message   string  `json:"message"`
 	On        bool    `json:"on"`
-	Seconds   float64 `json:"seconds"`
 	File      string  `json:"file"`
 	Line      int     `json:"line"`
 	Traceback string  `json:"traceback"`

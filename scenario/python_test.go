@@ -98,7 +98,7 @@ func TestPythonFailures(t *testing.T) {
 		{"no steps", "x = 1 + 1\nserial_stdout_off()\nserial_stdout_on()\n",
 			"scenario ran no steps", nil, ""},
 		{"a graphical verb", "web.wait_for_x()\n",
-			"test.py:1: ShakedownError: web: wait_for_x: no graphical guest is declared", nil, ""},
+			"test.py:1: ShakedownError: web.wait_for_x: unsupported operation: no graphical guest is declared", nil, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sc, _, err := pyScenario(t, tc.script)

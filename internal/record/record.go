@@ -145,12 +145,10 @@ func (r *Record) Done() <-chan struct{} { return r.done }
 // steps begun before it ends nest in. Ending twice keeps the first end.
 func (r *Record) Begin(machine, title string, section bool) (end func(err error, note string)) {
 	r.mu.Lock()
-	id := len(r.steps) + 1
-	r.steps = append(r.steps, Step{ID: id, Parent: r.section(), Section: section, Machine: machine, Title: title, Start: time.Now()})
+	id := r.add(Step{Section: section, Machine: machine, Title: title, Start: time.Now()})
 	if section {
 		r.open = append(r.open, id)
 	}
-	r.touch()
 	r.mu.Unlock()
 	return func(err error, note string) {
 		r.mu.Lock()
@@ -175,8 +173,16 @@ func (r *Record) Event(machine, title string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := time.Now()
-	r.steps = append(r.steps, Step{ID: len(r.steps) + 1, Parent: r.section(), Machine: machine, Title: title, Start: now, End: now})
+	r.add(Step{Machine: machine, Title: title, Start: now, End: now})
+}
+
+// add records s in the innermost open section and returns its ID; r.mu
+// is held.
+func (r *Record) add(s Step) int {
+	s.ID, s.Parent = len(r.steps)+1, r.section()
+	r.steps = append(r.steps, s)
 	r.touch()
+	return s.ID
 }
 
 // section is the innermost open section's ID; r.mu is held.

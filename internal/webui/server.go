@@ -207,20 +207,13 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, gone{Gone: true, Message: fmt.Sprintf("testbed %s no longer exists: it ended, and its artifacts, report.html among them, are kept in its run directory if it failed", bed)})
 		return
 	}
-	socket := st.Socket
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL = &url.URL{Scheme: "http", Host: "testbed", Path: strings.TrimPrefix(pr.In.URL.Path, "/t/"+bed), RawQuery: pr.In.URL.RawQuery}
 			pr.Out.Host = "testbed"
 			pr.Out.Header.Del("Cookie")
 		},
-		Transport: &http.Transport{
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				var d net.Dialer
-				return d.DialContext(ctx, "unix", socket)
-			},
-			DisableKeepAlives: true,
-		},
+		Transport:     control.Transport(st.Socket),
 		FlushInterval: -1, // event streams and followed captures
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			w.WriteHeader(http.StatusBadGateway)

@@ -132,6 +132,13 @@ func (src Source) view() record.View {
 	return v
 }
 
+// liveView is the view an event stream sends: its last liveSteps steps.
+func (src Source) liveView() record.View {
+	v := src.view()
+	v.Trim(liveSteps)
+	return v
+}
+
 // events streams the view and, if asked for, a machine's console, until
 // the testbed ends or the client goes.
 func (src Source) events(w http.ResponseWriter, r *http.Request) {
@@ -165,8 +172,7 @@ func (src Source) events(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		}
-		v := src.view()
-		v.Trim(liveSteps)
+		v := src.liveView()
 		if b, _ := json.Marshal(v); string(b) != string(last) {
 			last = b
 			if !send("view", v) {
@@ -175,9 +181,7 @@ func (src Source) events(w http.ResponseWriter, r *http.Request) {
 		}
 		select {
 		case <-rec.Done():
-			v := src.view()
-			v.Trim(liveSteps)
-			send("end", v)
+			send("end", src.liveView())
 			return
 		case <-r.Context().Done():
 			return

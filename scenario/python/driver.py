@@ -130,10 +130,10 @@ class Machine:
         return self._verb("get_unit_property", unit, property, **_user(user))
 
     def start_job(self, jobname, user=None):
-        return self._verb("systemctl", f"start {jobname}", **_user(user))
+        return self._verb("start_job", jobname, **_user(user))
 
     def stop_job(self, jobname, user=None):
-        return self._verb("systemctl", f"stop {jobname}", **_user(user))
+        return self._verb("stop_job", jobname, **_user(user))
 
     def wait_for_open_port(self, port, addr="localhost", timeout=900):
         return self._verb("wait_for_open_port", port, addr, timeout=timeout)
@@ -161,9 +161,6 @@ class Machine:
     def get_tty_text(self, tty):
         return self._verb("get_tty_text", str(tty))
 
-    def dump_tty_contents(self, tty):
-        log.log(f"{self.name}: tty{tty} contents:\n" + self.get_tty_text(tty))
-
     def send_key(self, key, delay=0.01, log=True):
         return self._verb("send_key", key)
 
@@ -188,8 +185,7 @@ class Machine:
         return self._verb("start")
 
     def sleep(self, secs):
-        _run_callbacks()
-        _call("sleep", seconds=_seconds(secs))
+        return self._verb("sleep", _seconds(secs))
 
     def log(self, msg):
         log.log(f"{self.name}: {msg}")
@@ -202,12 +198,6 @@ class Machine:
         if not addr.endswith(f":{host_port}"):
             log.log(f"{self.name}: port {guest_port} forwarded to {addr} (shakedown picks a free host port)")
         return addr
-
-    def wait_for_x(self, timeout=900):
-        raise ShakedownError(f"{self.name}: wait_for_x: no graphical guest is declared (shakedown's machines boot to a text console; use wait_for_text or get_screen_text)")
-
-    def wait_for_window(self, regexp, timeout=900):
-        raise ShakedownError(f"{self.name}: wait_for_window: no graphical guest is declared (there is no X server to ask for windows)")
 
     def shell_interact(self, address=None):
         return self._verb("shell_interact")
